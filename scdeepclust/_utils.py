@@ -1,0 +1,130 @@
+"""Small helpers shared by the AnnData-facing modules (``pp``, ``tl``, ``metrics``, ``pl``)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+
+class ScdeepclustInputError(ValueError):
+    """Raised when an AnnData or a parameter given to a public function is not usable."""
+
+
+def check_adata(adata: object, *, func: str) -> AnnData:
+    """Return ``adata`` if it is an AnnData with at least one observation and one variable."""
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"{func}: expected an AnnData, got {type(adata).__name__}.")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ScdeepclustInputError(
+            f"{func}: the AnnData is empty ({adata.n_obs} observations x {adata.n_vars} variables)."
+        )
+    return adata
+
+
+def check_spatial(adata: AnnData, *, func: str, key: str = "spatial") -> np.ndarray:
+    """Return the n x 2 float coordinates in ``adata.obsm[key]`` or raise a helpful error."""
+    if key not in adata.obsm:
+        raise ScdeepclustInputError(
+            f"{func}: adata.obsm[{key!r}] is missing; it must hold the spots' x/y coordinates "
+            f"as an n_obs x 2 array, e.g. adata.obsm[{key!r}] = coords "
+            "(sdc.read_spca fills it for you)."
+        )
+    coords = np.asarray(adata.obsm[key], dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] < 2:
+        raise ScdeepclustInputError(
+            f"{func}: adata.obsm[{key!r}] must be n_obs x 2, got shape {coords.shape}."
+        )
+    if not np.isfinite(coords).all():
+        raise ScdeepclustInputError(f"{func}: adata.obsm[{key!r}] contains NaN or inf.")
+    return coords[:, :2]
+
+
+def check_counts(X, *, func: str, what: str = "adata.X") -> None:
+    """Raise if the matrix holds NaN/inf or negative values."""
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size == 0:
+        return
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise ScdeepclustInputError(f"{func}: {what} must be numeric, got dtype {data.dtype}.")
+    if not np.isfinite(data).all():
+        raise ScdeepclustInputError(f"{func}: {what} contains NaN or inf values.")
+    if data.min() < 0:
+        raise ScdeepclustInputError(
+            f"{func}: {what} contains negative values (min {data.min():g}); "
+            "expected non-negative counts."
+        )
+
+
+def check_n_clusters(n_clusters: int | None, n_obs: int, *, func: str) -> None:
+    """Raise unless ``n_clusters`` is None or an integer in [2, n_obs]."""
+    if n_clusters is None:
+        return
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer):
+        raise TypeError(
+            f"{func}: n_clusters must be an integer, got {type(n_clusters).__name__}."
+        )
+    if n_clusters < 2 or n_clusters > n_obs:
+        raise ScdeepclustInputError(
+            f"{func}: n_clusters must be between 2 and n_obs={n_obs}, got {n_clusters}."
+        )
+
+
+def check_choice(value: str, choices: Iterable[str], *, name: str, func: str) -> str:
+    """Raise a ValueError listing the valid choices when ``value`` is not one of them."""
+    choices = list(choices)
+    if value not in choices:
+        raise ScdeepclustInputError(
+            f"{func}: unknown {name} {value!r}; valid choices are {', '.join(map(repr, choices))}."
+        )
+    return value
+
+
+def warn_if_overwriting(adata: AnnData, attr: str, key: str, *, func: str) -> None:
+    """Warn (naming the key) when ``adata.<attr>[key]`` exists and is about to be replaced."""
+    if key in getattr(adata, attr):
+        warnings.warn(
+            f"{func}: overwriting existing adata.{attr}[{key!r}].", UserWarning, stacklevel=3
+        )
+
+
+def as_categorical_labels(labels: np.ndarray) -> pd.Categorical:
+    """Integer cluster labels as a categorical of strings ordered numerically."""
+    labels = np.asarray(labels)
+    cats = [str(c) for c in np.unique(labels)]
+    return pd.Categorical([str(v) for v in labels], categories=cats)
+
+
+def relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber integer labels 0..k-1 by decreasing cluster size (ties by first label)."""
+    labels = np.asarray(labels)
+    uniq, counts = np.unique(labels, return_counts=True)
+    order = uniq[np.lexsort((uniq, -counts))]
+    mapping = {old: new for new, old in enumerate(order)}
+    return np.array([mapping[v] for v in labels], dtype=np.int64)
+
+
+def to_dense_float32(X) -> np.ndarray:
+    """A dense float32 copy of a (possibly sparse) matrix."""
+    if sp.issparse(X):
+        return X.toarray().astype(np.float32, copy=False)
+    return np.asarray(X, dtype=np.float32)
+
+
+@contextmanager
+def preserved_torch_rng():
+    """Restore torch's and numpy's global RNG state on exit, so callers' state is untouched."""
+    import torch
+
+    torch_state = torch.random.get_rng_state()
+    np_state = np.random.get_state()
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(torch_state)
+        np.random.set_state(np_state)

@@ -1,0 +1,42 @@
+"""Torch building blocks (no AnnData here): modules, losses and training loops."""
+
+from .losses import kl_clustering_loss, target_distribution
+from .modules import (
+    Autoencoder,
+    CountAutoencoder,
+    StudentTClustering,
+    VariationalAutoencoder,
+    mlp,
+    nb_log_likelihood,
+    zinb_log_likelihood,
+)
+from .training import (
+    DecResult,
+    NonFiniteLossError,
+    TrainConfig,
+    dec_refine,
+    encode,
+    pretrain,
+    resolve_device,
+    to_device_tensor,
+)
+
+__all__ = [
+    "Autoencoder",
+    "VariationalAutoencoder",
+    "CountAutoencoder",
+    "StudentTClustering",
+    "mlp",
+    "nb_log_likelihood",
+    "zinb_log_likelihood",
+    "target_distribution",
+    "kl_clustering_loss",
+    "TrainConfig",
+    "pretrain",
+    "encode",
+    "dec_refine",
+    "DecResult",
+    "NonFiniteLossError",
+    "resolve_device",
+    "to_device_tensor",
+]

@@ -1,0 +1,16 @@
+"""DEC's target distribution and clustering loss."""
+
+from __future__ import annotations
+
+import torch
+
+
+def target_distribution(q: torch.Tensor) -> torch.Tensor:
+    """DEC's sharpened target ``p_ij ∝ q_ij^2 / f_j`` with cluster frequencies ``f_j``."""
+    weight = q.pow(2) / q.sum(dim=0).clamp(min=1e-12)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def kl_clustering_loss(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """KL(P || Q), averaged over observations."""
+    return (p * (torch.log(p + eps) - torch.log(q + eps))).sum(dim=1).mean()

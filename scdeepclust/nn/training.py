@@ -1,0 +1,229 @@
+"""Training loops: mini-batch pretraining with early stopping and DEC refinement.
+
+Inputs are numpy arrays / scipy matrices; the data are moved to the device once, and the
+loops index into them there (no host-device copies inside the loop).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from .losses import kl_clustering_loss, target_distribution
+from .modules import StudentTClustering
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; other values are passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but CUDA is not available.")
+    return torch.device(device)
+
+
+def to_device_tensor(X, device: torch.device) -> torch.Tensor:
+    """A float32 tensor on ``device`` (sparse CSR when ``X`` is sparse)."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float32)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(X.indptr.astype(np.int64)),
+            torch.from_numpy(X.indices.astype(np.int64)),
+            torch.from_numpy(X.data),
+            size=X.shape,
+        ).to(device)
+    return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+
+
+def _rows(data: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+    """Rows ``idx`` of a dense or sparse-CSR tensor, as a dense tensor."""
+    if data is None:
+        return None
+    if data.layout == torch.sparse_csr:
+        return data.index_select(0, idx).to_dense()
+    return data[idx]
+
+
+@dataclass
+class TrainConfig:
+    """Options of the training loops.
+
+    Parameters
+    ----------
+    epochs
+        Maximum number of pretraining epochs.
+    batch_size
+        Mini-batch size.
+    lr
+        Adam learning rate.
+    weight_decay
+        Adam weight decay.
+    clip
+        Maximum gradient norm.
+    patience
+        Epochs without relative improvement > ``min_delta`` before pretraining stops.
+    min_delta
+        Relative loss improvement that counts as progress.
+    verbose
+        Show progress bars.
+    """
+
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip: float = 5.0
+    patience: int = 15
+    min_delta: float = 1e-3
+    verbose: bool = True
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _check_finite(value: float, where: str) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"the {where} loss became {value}; check the input for extreme values or lower lr."
+        )
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device):
+    order = torch.randperm(n, generator=generator).to(device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx) > 1:  # batch norm needs two rows
+            yield idx
+
+
+def pretrain(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    desc: str = "pretrain",
+) -> list[float]:
+    """Minimise ``model.loss`` with Adam on shuffled mini-batches until a loss plateau.
+
+    Returns the per-epoch mean loss.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    losses: list[float] = []
+    best, stale = float("inf"), 0
+    model.train()
+    bar = tqdm(range(config.epochs), desc=desc, disable=not config.verbose, leave=False)
+    for _ in bar:
+        total, count = 0.0, 0
+        for idx in _batches(inputs.shape[0], config.batch_size, generator, inputs.device):
+            out = model.loss(_rows(inputs, idx), _rows(targets, idx))
+            optimizer.zero_grad()
+            out["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            total += out["loss"].item() * len(idx)
+            count += len(idx)
+        epoch_loss = total / max(count, 1)
+        _check_finite(epoch_loss, desc)
+        losses.append(epoch_loss)
+        bar.set_postfix(loss=f"{epoch_loss:.4f}")
+        if epoch_loss < best * (1 - config.min_delta) if best > 0 else epoch_loss < best:
+            best, stale = epoch_loss, 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    return losses
+
+
+@torch.no_grad()
+def encode(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Latent codes of all rows, computed in batches in evaluation mode."""
+    model.eval()
+    n = inputs.shape[0]
+    parts = []
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n), device=inputs.device)
+        parts.append(model.encode(_rows(inputs, idx)))
+    return torch.cat(parts)
+
+
+@dataclass
+class DecResult:
+    """Output of :func:`dec_refine`: soft assignments, labels and the histories."""
+
+    q: torch.Tensor
+    labels: torch.Tensor
+    kl: list[float]
+    recon: list[float]
+    label_change: list[float]
+    converged: bool
+
+
+def dec_refine(
+    model: torch.nn.Module,
+    clustering: StudentTClustering,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    *,
+    smooth: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    max_epochs: int = 50,
+    tol: float = 0.001,
+    gamma: float = 1.0,
+) -> DecResult:
+    """DEC refinement: minimise KL(P || Q) + ``gamma`` x reconstruction.
+
+    Each epoch recomputes Q on all observations, optionally smooths it over space
+    (``smooth``), derives the sharpened target P and the labels, and stops once the
+    fraction of labels that changed since the previous epoch is below ``tol`` (DEC's
+    unsupervised rule). Never looks at any truth.
+    """
+    params = list(model.parameters()) + list(clustering.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    kl_hist, recon_hist, change_hist = [], [], []
+    previous = None
+    converged = False
+    bar = tqdm(range(max_epochs), desc="refine", disable=not config.verbose, leave=False)
+    for _ in bar:
+        with torch.no_grad():
+            q_all = clustering(encode(model, inputs))
+            q_used = smooth(q_all) if smooth is not None else q_all
+            p_all = target_distribution(q_used)
+            labels = q_used.argmax(dim=1)
+        if previous is not None:
+            change = float((labels != previous).float().mean().item())
+            change_hist.append(change)
+            bar.set_postfix(changed=f"{change:.4f}")
+            if change < tol:
+                converged = True
+                break
+        previous = labels
+        model.train()
+        total_kl, total_rec, count = 0.0, 0.0, 0
+        for idx in _batches(inputs.shape[0], config.batch_size, generator, inputs.device):
+            out = model.loss(_rows(inputs, idx), _rows(targets, idx))
+            kl = kl_clustering_loss(p_all[idx], clustering(out["z"]))
+            loss = kl + gamma * out["recon"]
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.clip)
+            optimizer.step()
+            total_kl += kl.item() * len(idx)
+            total_rec += out["recon"].item() * len(idx)
+            count += len(idx)
+        kl_hist.append(total_kl / max(count, 1))
+        recon_hist.append(total_rec / max(count, 1))
+        _check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
+    return DecResult(q_used, labels, kl_hist, recon_hist, change_hist, converged)

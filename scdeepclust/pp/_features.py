@@ -1,0 +1,166 @@
+"""Model inputs: expression principal components and neighbour-aggregated spatial features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from sklearn.decomposition import PCA
+
+from .._utils import ScdeepclustInputError, check_adata, check_counts, warn_if_overwriting
+from ._normalize import highly_variable, log_normalize
+from ._spatial_neighbors import get_spatial_graph, row_normalized
+
+
+def _standardize(X, batches: np.ndarray | None, clip: float = 10.0) -> np.ndarray:
+    """Dense z-scores per gene (within each batch when given), clipped at +-``clip``."""
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    X = X.astype(np.float32, copy=True)
+    groups = [np.arange(X.shape[0])] if batches is None else [
+        np.flatnonzero(batches == b) for b in pd.unique(batches)
+    ]
+    for rows in groups:
+        block = X[rows]
+        mean = block.mean(axis=0)
+        std = block.std(axis=0)
+        std[std == 0] = 1.0
+        X[rows] = np.clip((block - mean) / std, -clip, clip)
+    return X
+
+
+def expression_pcs(
+    X,
+    *,
+    n_comps: int = 50,
+    n_top_genes: int = 2000,
+    batches: np.ndarray | None = None,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Principal components of log-normalised, standardised highly variable genes.
+
+    Normalisation and scaling are done per observation and per batch respectively, so a
+    slice's sequencing depth or batch does not shift its components.
+
+    Parameters
+    ----------
+    X
+        Raw counts, observations x genes.
+    n_comps
+        Number of components (capped by the data's size).
+    n_top_genes
+        Highly variable genes kept before PCA.
+    batches
+        Optional per-observation batch labels (genes standardised within each batch).
+    random_state
+        Seed of the randomized SVD.
+
+    Returns
+    -------
+    ``n_obs x n_comps`` float32 array.
+    """
+    lognorm = log_normalize(X)
+    hvg = highly_variable(lognorm, n_top_genes, None if batches is None else pd.Series(batches))
+    scaled = _standardize(lognorm[:, hvg], None if batches is None else np.asarray(batches))
+    n_comps = int(min(n_comps, scaled.shape[0] - 1, scaled.shape[1]))
+    if n_comps < 1:
+        raise ScdeepclustInputError(
+            f"expression_pcs: too little data for PCA ({scaled.shape[0]} x {scaled.shape[1]})."
+        )
+    solver = "full" if min(scaled.shape) <= 500 else "randomized"
+    pca = PCA(n_components=n_comps, svd_solver=solver, random_state=random_state)
+    return pca.fit_transform(scaled).astype(np.float32)
+
+
+def neighbor_average(features: np.ndarray, graph: sp.spmatrix, *, hops: int = 1) -> np.ndarray:
+    """Average ``features`` over each node and its graph neighbours, ``hops`` times.
+
+    A sparse matrix product per hop: linear in the number of edges, never N x N dense.
+    """
+    operator = row_normalized(graph, self_loops=True)
+    out = np.asarray(features, dtype=np.float32)
+    for _ in range(hops):
+        out = np.asarray(operator @ out, dtype=np.float32)
+    return out
+
+
+def spatial_embedding(
+    own: np.ndarray, graph: sp.spmatrix, *, lam: float = 0.8, hops: int = 2
+) -> np.ndarray:
+    """BANKSY-style features: own features and their neighbourhood average, weighted by ``lam``.
+
+    Returns ``[sqrt(1 - lam) * own, sqrt(lam) * avg_1, ..., sqrt(lam) * avg_hops]`` where
+    ``avg_h`` is the ``h``-hop neighbourhood average (each hop sharing ``lam`` equally).
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ScdeepclustInputError(f"spatial_embedding: lam must be in [0, 1], got {lam!r}.")
+    parts = [np.sqrt(1.0 - lam) * own]
+    smoothed = own
+    for _ in range(hops):
+        smoothed = neighbor_average(smoothed, graph, hops=1)
+        parts.append(np.sqrt(lam / hops) * smoothed)
+    return np.hstack(parts).astype(np.float32)
+
+
+def neighbor_features(
+    adata: AnnData,
+    *,
+    n_comps: int = 50,
+    n_top_genes: int = 2000,
+    lam: float = 0.8,
+    hops: int = 2,
+    batch_key: str | None = None,
+    graph_key: str = "spatial",
+    key_added: str = "X_spatial",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Neighbour-aggregated expression features, the spatial input of the deep models.
+
+    Computes expression PCs (:func:`expression_pcs`) and concatenates them with their
+    averages over the spatial graph (:func:`spatial_embedding`), writing the result to
+    ``obsm[key_added]``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with raw counts in ``X`` and a spatial graph from
+        :func:`scdeepclust.pp.spatial_neighbors`.
+    n_comps, n_top_genes
+        Passed to :func:`expression_pcs`.
+    lam
+        Weight of the neighbourhood (0 = expression only, 1 = neighbourhood only).
+    hops
+        Number of neighbourhood averages (1 = direct neighbours, 2 adds their neighbours).
+    batch_key
+        ``obs`` column of samples for per-sample scaling.
+    graph_key
+        Prefix of the spatial graph in ``obsp``.
+    key_added
+        ``obsm`` key for the features.
+    random_state
+        Seed of the PCA.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``.
+    """
+    func = "pp.neighbor_features"
+    check_adata(adata, func=func)
+    check_counts(adata.X, func=func)
+    graph = get_spatial_graph(adata, key=graph_key, func=func)
+    batches = None
+    if batch_key is not None:
+        if batch_key not in adata.obs:
+            raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
+        batches = adata.obs[batch_key].to_numpy()
+    pcs = expression_pcs(
+        adata.X, n_comps=n_comps, n_top_genes=n_top_genes, batches=batches, random_state=random_state
+    )
+    features = spatial_embedding(pcs, graph, lam=lam, hops=hops)
+    adata = adata.copy() if copy else adata
+    warn_if_overwriting(adata, "obsm", key_added, func=func)
+    adata.obsm[key_added] = features
+    return adata if copy else None

@@ -1,0 +1,173 @@
+"""Library-size normalisation, log1p, highly variable genes and the lineage's min-max scaling.
+
+The model input is always derived into new keys: ``X`` (the counts) is never overwritten.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scipy.sparse as sp
+from anndata import AnnData
+
+from .._utils import (
+    ScdeepclustInputError,
+    check_adata,
+    check_counts,
+    warn_if_overwriting,
+)
+
+
+def log_normalize(X, target_sum: float | None = None):
+    """Scale each row to ``target_sum`` total counts (median library size if None), then log1p.
+
+    Parameters
+    ----------
+    X
+        Counts, observations x genes, dense or sparse.
+    target_sum
+        Counts per observation after scaling; ``None`` uses the median library size.
+
+    Returns
+    -------
+    A float32 matrix of the same sparsity as ``X``; all-zero rows stay zero.
+    """
+    X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+    libsize = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    if target_sum is None:
+        positive = libsize[libsize > 0]
+        target_sum = float(np.median(positive)) if positive.size else 1.0
+    scale = np.divide(target_sum, libsize, out=np.zeros_like(libsize), where=libsize > 0)
+    if sp.issparse(X):
+        out = sp.diags(scale.astype(np.float32)) @ X
+        out = sp.csr_matrix(out)
+        np.log1p(out.data, out=out.data)
+        return out
+    return np.log1p(X * scale[:, None].astype(np.float32))
+
+
+def highly_variable(lognorm, n_top_genes: int, batches: pd.Series | None = None) -> np.ndarray:
+    """Boolean mask of the ``n_top_genes`` most dispersed genes (Scanpy's ``seurat`` flavour).
+
+    All genes are kept when there are no more than ``n_top_genes``; with ``batches``, genes
+    are ranked within each batch and combined as Scanpy does.
+    """
+    n_vars = lognorm.shape[1]
+    if n_vars <= n_top_genes:
+        return np.ones(n_vars, dtype=bool)
+    tmp = AnnData(lognorm)
+    if batches is not None:
+        tmp.obs["batch"] = pd.Categorical(np.asarray(batches))
+    result = sc.pp.highly_variable_genes(
+        tmp,
+        n_top_genes=n_top_genes,
+        flavor="seurat",
+        batch_key="batch" if batches is not None else None,
+        inplace=False,
+        subset=False,
+    )
+    return np.asarray(result["highly_variable"], dtype=bool)
+
+
+def normalize(
+    adata: AnnData,
+    *,
+    target_sum: float | None = None,
+    n_top_genes: int = 2000,
+    batch_key: str | None = None,
+    layer_added: str = "lognorm",
+    copy: bool = False,
+) -> AnnData | None:
+    """The package's standard normalisation: library size + log1p, highly variable genes.
+
+    Each spot is scaled to ``target_sum`` counts (the median library size by default), then
+    ``log1p`` is applied; the result goes to ``layers[layer_added]``. The ``n_top_genes``
+    most variable genes (Scanpy's ``seurat`` flavour, per ``batch_key`` when given) are
+    flagged in ``var["highly_variable"]``. ``X`` is left untouched.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with raw counts in ``X``.
+    target_sum
+        Counts per spot after scaling; ``None`` uses the median library size.
+    n_top_genes
+        Number of highly variable genes to flag (all genes if there are fewer).
+    batch_key
+        ``obs`` column of samples; genes are ranked within each sample.
+    layer_added
+        Layer that receives the log-normalised matrix.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``.
+    """
+    func = "pp.normalize"
+    check_adata(adata, func=func)
+    check_counts(adata.X, func=func)
+    if batch_key is not None and batch_key not in adata.obs:
+        raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
+    lognorm = log_normalize(adata.X, target_sum)
+    batches = adata.obs[batch_key] if batch_key is not None else None
+    hvg = highly_variable(lognorm, n_top_genes, batches)
+    adata = adata.copy() if copy else adata
+    warn_if_overwriting(adata, "layers", layer_added, func=func)
+    warn_if_overwriting(adata, "var", "highly_variable", func=func)
+    adata.layers[layer_added] = lognorm
+    adata.var["highly_variable"] = hvg
+    adata.uns["normalize"] = {
+        "params": {
+            "target_sum": target_sum,
+            "n_top_genes": n_top_genes,
+            "batch_key": batch_key,
+            "layer_added": layer_added,
+        }
+    }
+    return adata if copy else None
+
+
+def minmax_scale(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    layer_added: str = "minmax",
+    copy: bool = False,
+) -> AnnData | None:
+    """Scale every gene to [0, 1] by its minimum and maximum (the lineage's preprocessing).
+
+    Constant genes become 0. The result is written to ``layers[layer_added]``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+    layer
+        Layer to scale; ``None`` scales ``X``.
+    layer_added
+        Layer that receives the scaled matrix.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``.
+    """
+    func = "pp.minmax_scale"
+    check_adata(adata, func=func)
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"{func}: layer {layer!r} not found; available: {list(adata.layers)}.")
+    X = adata.X if layer is None else adata.layers[layer]
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    X = X.astype(np.float32)
+    if not np.isfinite(X).all():
+        raise ScdeepclustInputError(f"{func}: the matrix to scale contains NaN or inf.")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    scaled = np.where(hi > lo, (X - lo) / span, 0.0).astype(np.float32)
+    adata = adata.copy() if copy else adata
+    warn_if_overwriting(adata, "layers", layer_added, func=func)
+    adata.layers[layer_added] = scaled
+    return adata if copy else None

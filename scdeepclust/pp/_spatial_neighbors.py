@@ -1,0 +1,144 @@
+"""The spatial neighbour graph, stored under squidpy's keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from sklearn.neighbors import NearestNeighbors
+
+from .._utils import ScdeepclustInputError, check_adata, check_spatial, warn_if_overwriting
+
+
+def _knn_graph(coords: np.ndarray, n_neighs: int, radius: float | None) -> sp.csr_matrix:
+    """Symmetric distance graph on ``coords`` (kd-tree, O(N log N)); no self-loops."""
+    n = coords.shape[0]
+    if n < 2:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    tree = NearestNeighbors(algorithm="kd_tree").fit(coords)
+    if radius is None:
+        k = min(n_neighs + 1, n)
+        dist, idx = tree.kneighbors(coords, n_neighbors=k)
+        rows = np.repeat(np.arange(n), k)
+        graph = sp.csr_matrix((dist.ravel() + 1e-12, (rows, idx.ravel())), shape=(n, n))
+    else:
+        graph = tree.radius_neighbors_graph(coords, radius=radius, mode="distance")
+        graph.data = graph.data + 1e-12
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    graph = graph.maximum(graph.T).tocsr()
+    graph.data = graph.data - 1e-12
+    graph.data[graph.data < 0] = 0
+    return graph.astype(np.float32)
+
+
+def spatial_neighbors(
+    adata: AnnData,
+    *,
+    n_neighs: int = 6,
+    radius: float | None = None,
+    spatial_key: str = "spatial",
+    library_key: str | None = None,
+    key_added: str = "spatial",
+    copy: bool = False,
+) -> AnnData | None:
+    """Build the spatial neighbour graph of spots (squidpy-compatible keys).
+
+    Each spot is linked to its ``n_neighs`` nearest spots (or to every spot within
+    ``radius``); the graph is made symmetric. With ``library_key`` the graph is built
+    within each sample only, never across samples.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with coordinates in ``obsm[spatial_key]``.
+    n_neighs
+        Number of nearest neighbours (6 matches the Visium hexagonal grid).
+    radius
+        If given, link all spots within this distance instead of k nearest.
+    spatial_key
+        ``obsm`` key of the coordinates.
+    library_key
+        ``obs`` column naming the sample of each spot; edges never cross samples.
+    key_added
+        Prefix of the outputs: ``obsp[f"{key_added}_connectivities"]``,
+        ``obsp[f"{key_added}_distances"]`` and ``uns[f"{key_added}_neighbors"]``.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``.
+    """
+    func = "pp.spatial_neighbors"
+    check_adata(adata, func=func)
+    coords = check_spatial(adata, func=func, key=spatial_key)
+    if radius is None and (isinstance(n_neighs, bool) or int(n_neighs) != n_neighs or n_neighs < 1):
+        raise ScdeepclustInputError(f"{func}: n_neighs must be a positive integer, got {n_neighs!r}.")
+    if radius is not None and not radius > 0:
+        raise ScdeepclustInputError(f"{func}: radius must be positive, got {radius!r}.")
+    if library_key is not None and library_key not in adata.obs:
+        raise KeyError(f"{func}: library_key {library_key!r} is not a column of adata.obs.")
+
+    if library_key is None:
+        distances = _knn_graph(coords, int(n_neighs), radius)
+    else:
+        groups = pd.Categorical(adata.obs[library_key])
+        n = adata.n_obs
+        rows, cols, vals = [], [], []
+        for code in range(len(groups.categories)):
+            members = np.flatnonzero(groups.codes == code)
+            block = _knn_graph(coords[members], int(n_neighs), radius).tocoo()
+            rows.append(members[block.row])
+            cols.append(members[block.col])
+            vals.append(block.data)
+        distances = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+        ).astype(np.float32)
+
+    connectivities = distances.copy()
+    connectivities.data = np.ones_like(connectivities.data)
+
+    adata = adata.copy() if copy else adata
+    conn_key, dist_key = f"{key_added}_connectivities", f"{key_added}_distances"
+    for key in (conn_key, dist_key):
+        warn_if_overwriting(adata, "obsp", key, func=func)
+    adata.obsp[conn_key] = connectivities
+    adata.obsp[dist_key] = distances
+    degree = np.diff(connectivities.indptr)
+    adata.uns[f"{key_added}_neighbors"] = {
+        "connectivities_key": conn_key,
+        "distances_key": dist_key,
+        "params": {
+            "n_neighbors": int(n_neighs),
+            "radius": radius,
+            "coord_type": "generic",
+            "spatial_key": spatial_key,
+            "library_key": library_key,
+        },
+        "mean_degree": float(degree.mean()),
+        "n_isolated": int((degree == 0).sum()),
+    }
+    return adata if copy else None
+
+
+def get_spatial_graph(adata: AnnData, *, key: str = "spatial", func: str) -> sp.csr_matrix:
+    """Return the binary spatial connectivities or an error that says how to build them."""
+    conn_key = f"{key}_connectivities"
+    if conn_key not in adata.obsp:
+        raise ScdeepclustInputError(
+            f"{func}: adata.obsp[{conn_key!r}] is missing; build it first with "
+            "sdc.pp.spatial_neighbors(adata)."
+        )
+    return sp.csr_matrix(adata.obsp[conn_key], dtype=np.float32)
+
+
+def row_normalized(graph: sp.spmatrix, *, self_loops: bool = True) -> sp.csr_matrix:
+    """Row-stochastic averaging operator of ``graph`` (optionally including each node itself)."""
+    graph = sp.csr_matrix(graph, dtype=np.float32)
+    if self_loops:
+        graph = graph + sp.identity(graph.shape[0], dtype=np.float32, format="csr")
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    degree[degree == 0] = 1.0
+    return (sp.diags(1.0 / degree).astype(np.float32) @ graph).tocsr()

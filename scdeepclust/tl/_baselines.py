@@ -1,0 +1,193 @@
+"""The lineage's methods, kept as honest baselines: KMeans on counts, PCA + KMeans/Louvain/Leiden."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from anndata import AnnData
+from sklearn.cluster import KMeans
+
+from .._utils import check_adata, check_counts, check_n_clusters, to_dense_float32
+from ..pp._features import expression_pcs
+from ._graph_clustering import community_labels, knn_graph_adata
+from ._record import write_clustering
+
+
+def _finish(adata, labels, *, key_added, method, params, start, func, copy, extra=None):
+    adata = adata.copy() if copy else adata
+    record = {
+        "method": method,
+        "params": params,
+        "n_clusters": int(len(np.unique(labels))),
+        "seconds": float(time.perf_counter() - start),
+        **(extra or {}),
+    }
+    write_clustering(adata, labels, key_added=key_added, record=record, func=func)
+    return adata if copy else None
+
+
+def kmeans(
+    adata: AnnData,
+    n_clusters: int,
+    *,
+    key_added: str = "kmeans",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """KMeans on the raw count matrix (the lineage's first baseline; ignores space).
+
+    Parameters
+    ----------
+    adata
+        Annotated data with counts in ``X``.
+    n_clusters
+        Number of clusters.
+    key_added
+        ``obs`` column for the labels and ``uns`` key for the record.
+    random_state
+        Seed of KMeans.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``.
+    """
+    func = "tl.kmeans"
+    check_adata(adata, func=func)
+    check_counts(adata.X, func=func)
+    check_n_clusters(n_clusters, adata.n_obs, func=func)
+    start = time.perf_counter()
+    labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(
+        to_dense_float32(adata.X)
+    )
+    params = {"n_clusters": n_clusters, "random_state": random_state}
+    return _finish(adata, labels, key_added=key_added, method="kmeans", params=params,
+                   start=start, func=func, copy=copy)
+
+
+def pca_kmeans(
+    adata: AnnData,
+    n_clusters: int,
+    *,
+    n_comps: int = 50,
+    n_top_genes: int = 2000,
+    key_added: str = "pca_kmeans",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """KMeans on principal components of log-normalised highly variable genes.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with counts in ``X``.
+    n_clusters
+        Number of clusters.
+    n_comps, n_top_genes
+        PCA size and number of highly variable genes (see :func:`scdeepclust.pp.expression_pcs`).
+    key_added
+        ``obs`` column for the labels and ``uns`` key for the record.
+    random_state
+        Seed of PCA and KMeans.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``.
+    """
+    func = "tl.pca_kmeans"
+    check_adata(adata, func=func)
+    check_counts(adata.X, func=func)
+    check_n_clusters(n_clusters, adata.n_obs, func=func)
+    start = time.perf_counter()
+    pcs = expression_pcs(adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state)
+    labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(pcs)
+    params = {"n_clusters": n_clusters, "n_comps": n_comps, "n_top_genes": n_top_genes,
+              "random_state": random_state}
+    return _finish(adata, labels, key_added=key_added, method="pca_kmeans", params=params,
+                   start=start, func=func, copy=copy)
+
+
+def _pca_community(adata, n_clusters, *, flavor, n_comps, n_top_genes, n_neighbors, resolution,
+                   key_added, random_state, copy):
+    func = f"tl.pca_{flavor}"
+    check_adata(adata, func=func)
+    check_counts(adata.X, func=func)
+    check_n_clusters(n_clusters, adata.n_obs, func=func)
+    start = time.perf_counter()
+    pcs = expression_pcs(adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state)
+    tmp = knn_graph_adata(pcs, n_neighbors=n_neighbors, random_state=random_state)
+    labels, used, steps = community_labels(
+        tmp, flavor=flavor, n_clusters=n_clusters, resolution=resolution, random_state=random_state
+    )
+    params = {"n_clusters": n_clusters, "n_comps": n_comps, "n_top_genes": n_top_genes,
+              "n_neighbors": n_neighbors, "resolution": resolution, "random_state": random_state}
+    return _finish(adata, labels, key_added=key_added, method=f"pca_{flavor}", params=params,
+                   start=start, func=func, copy=copy,
+                   extra={"resolution": float(used), "search_steps": int(steps)})
+
+
+def pca_louvain(
+    adata: AnnData,
+    n_clusters: int | None = None,
+    *,
+    resolution: float = 1.0,
+    n_comps: int = 50,
+    n_top_genes: int = 2000,
+    n_neighbors: int = 15,
+    key_added: str = "pca_louvain",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Scanpy's PCA + Louvain; with ``n_clusters`` the resolution is searched to hit it.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with counts in ``X``.
+    n_clusters
+        Target number of clusters; ``None`` uses ``resolution`` as given.
+    resolution
+        Louvain resolution (the search's first guess when ``n_clusters`` is set).
+    n_comps, n_top_genes
+        PCA size and number of highly variable genes.
+    n_neighbors
+        Size of the expression k-NN graph.
+    key_added
+        ``obs`` column for the labels and ``uns`` key for the record (with the resolution used).
+    random_state
+        Seed of PCA and Louvain.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    None, or the modified copy when ``copy=True``.
+    """
+    return _pca_community(adata, n_clusters, flavor="louvain", n_comps=n_comps,
+                          n_top_genes=n_top_genes, n_neighbors=n_neighbors, resolution=resolution,
+                          key_added=key_added, random_state=random_state, copy=copy)
+
+
+def pca_leiden(
+    adata: AnnData,
+    n_clusters: int | None = None,
+    *,
+    resolution: float = 1.0,
+    n_comps: int = 50,
+    n_top_genes: int = 2000,
+    n_neighbors: int = 15,
+    key_added: str = "pca_leiden",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Scanpy's PCA + Leiden; with ``n_clusters`` the resolution is searched to hit it.
+
+    Parameters are those of :func:`pca_louvain`.
+    """
+    return _pca_community(adata, n_clusters, flavor="leiden", n_comps=n_comps,
+                          n_top_genes=n_top_genes, n_neighbors=n_neighbors, resolution=resolution,
+                          key_added=key_added, random_state=random_state, copy=copy)

@@ -1,0 +1,182 @@
+"""Tests of the plotting functions."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from scdeepclust import pl  # noqa: E402
+from scdeepclust._utils import ScdeepclustInputError  # noqa: E402
+from scdeepclust.datasets import synthetic  # noqa: E402
+from scdeepclust.pl import domain_palette, matched_palette  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def adata():
+    ad = synthetic(400, 30, 4, random_state=0)
+    rng = np.random.default_rng(0)
+    # a permuted copy of the truth with some noise and a surplus cluster
+    perm = {f"domain_{i}": str(j) for i, j in enumerate([2, 0, 3, 1])}
+    pred = ad.obs["truth"].map(perm).astype(str).to_numpy()
+    flip = rng.random(ad.n_obs) < 0.1
+    pred[flip] = "4"
+    ad.obs["pred"] = pd.Categorical(pred)
+    partial = ad.obs["truth"].astype(object).copy()
+    partial.iloc[:50] = np.nan
+    ad.obs["partial"] = partial
+    ad.obs["libsize"] = np.asarray(ad.X.sum(axis=1)).ravel()
+    return ad
+
+
+def _check_png(fig, path):
+    assert isinstance(fig, Figure)
+    assert path.exists() and path.stat().st_size > 5_000
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    plt.close(fig)
+
+
+def test_domain_palette_stable():
+    pal = domain_palette(["b", "a", "c"])
+    assert list(pal) == ["b", "a", "c"]
+    assert pal["b"] == to_hex("tab:blue") and pal["a"] == to_hex("tab:orange")
+    assert pal == domain_palette(["b", "a", "c"])
+    big = domain_palette([f"c{i}" for i in range(25)])
+    assert len(set(big.values())) == 25
+    series = pd.Series(pd.Categorical(["x", "y"], categories=["y", "x", "z"]))
+    assert list(domain_palette(series)) == ["y", "x", "z"]
+
+
+def test_matched_palette_permutation():
+    truth = np.repeat(["d0", "d1", "d2", "d3"], 25)
+    relabel = {"d0": "c", "d1": "a", "d2": "d", "d3": "b"}
+    pred = np.array([relabel[t] for t in truth])
+    pal = domain_palette(["d0", "d1", "d2", "d3"])
+    matched = matched_palette(truth, pred, pal)
+    assert set(matched) == {"a", "b", "c", "d"}
+    for t, p in relabel.items():
+        assert matched[p] == pal[t]
+
+
+def test_matched_palette_surplus_and_missing():
+    truth = np.array(["d0"] * 20 + ["d1"] * 20 + [None] * 5, dtype=object)
+    pred = np.array(["x"] * 15 + ["z"] * 5 + ["y"] * 20 + ["w"] * 5, dtype=object)
+    pal = domain_palette(["d0", "d1"])
+    matched = matched_palette(truth, pred, pal)
+    assert matched["x"] == pal["d0"] and matched["y"] == pal["d1"]
+    extras = {matched["z"], matched["w"]}
+    assert len(extras) == 2 and not extras & set(pal.values())
+
+
+def test_spatial_compare(adata, tmp_path):
+    path = tmp_path / "spatial.png"
+    fig = pl.spatial_compare(adata, ["truth", "pred", "partial", "libsize"], save=path)
+    _check_png(fig, path)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0] == "truth"
+    assert "ARI" in titles[1] and "NMI" in titles[1]
+    assert "ARI 1.000" in titles[2]
+
+
+def test_spatial_compare_colors_match(adata):
+    adata.obs["perm"] = adata.obs["truth"].map(
+        {f"domain_{i}": f"k{j}" for i, j in enumerate([3, 1, 0, 2])}
+    )
+    fig = pl.spatial_compare(adata, ["truth", "perm"], titles=["Truth", "Perm"])
+    ref, other = fig.axes[0], fig.axes[1]
+    assert ref.get_title() == "Truth" and other.get_title().startswith("Perm")
+    assert ref.yaxis_inverted()
+    ref_cols = ref.collections[0].get_facecolors()
+    other_cols = other.collections[0].get_facecolors()
+    np.testing.assert_allclose(ref_cols, other_cols)
+
+
+def test_spatial_compare_errors(adata):
+    with pytest.raises(KeyError, match="'nope'.*available columns"):
+        pl.spatial_compare(adata, ["truth", "nope"])
+    with pytest.raises(ScdeepclustInputError, match="spatial"):
+        pl.spatial_compare(adata, ["truth"], spatial_key="xy")
+    with pytest.raises(ScdeepclustInputError, match="titles"):
+        pl.spatial_compare(adata, ["truth"], titles=["a", "b"])
+    del adata.obsm["spatial"]
+    with pytest.raises(ScdeepclustInputError, match=r"obsm\['spatial'\]"):
+        pl.spatial_compare(adata, ["truth", "pred"])
+
+
+def _score_table():
+    rng = np.random.default_rng(0)
+    rows = [
+        {"sample": s, "method": m, "seed": r, "nmi": rng.random(), "ari": rng.random()}
+        for s in ["151507", "151508", "151673"]
+        for m in ["deep", "kmeans"]
+        for r in range(3)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_scores(tmp_path):
+    table = _score_table()
+    refs = table[table["seed"] == 0].assign(method=lambda d: d["method"] + "_published")
+    path = tmp_path / "scores.png"
+    fig = pl.scores(table, references=refs, save=path)
+    _check_png(fig, path)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["NMI", "ARI"]
+    labels = axes[-1].get_legend_handles_labels()[1]
+    assert "deep" in labels and "deep_published (reference)" in labels
+
+
+def test_scores_single_seed_and_columns(tmp_path):
+    table = _score_table().query("seed == 0").rename(columns={"sample": "slice"})
+    path = tmp_path / "single.png"
+    fig = pl.scores(table, metrics=["ari"], sample_col="slice", save=path)
+    _check_png(fig, path)
+    with pytest.raises(KeyError, match="'sample'.*available columns"):
+        pl.scores(table)
+    with pytest.raises(KeyError, match="'acc'"):
+        pl.scores(table, metrics=["acc"], sample_col="slice")
+    with pytest.raises(TypeError, match="DataFrame"):
+        pl.scores(table.to_dict(), sample_col="slice")
+
+
+def test_history(adata, tmp_path):
+    adata.uns["deep_cluster"] = {
+        "history": {
+            "pretrain_loss": list(np.exp(-np.arange(40) / 8.0) + 0.1),
+            "kl_loss": [0.3, 0.2, 0.15],
+            "recon_loss": np.array([1.0, 0.9, 0.85]),
+            "cluster_loss": [],
+            "label_change": [0.2, 0.05, 0.01, 0.0005],
+        },
+        "params": {"tol": 0.001},
+    }
+    path = tmp_path / "history.png"
+    fig = pl.history(adata, save=path)
+    _check_png(fig, path)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["pretrain loss", "kl loss", "recon loss", "label change"]
+    change_ax = fig.axes[3]
+    assert any(line.get_linestyle() == "--" for line in change_ax.get_lines())
+
+
+def test_history_errors(adata):
+    with pytest.raises(KeyError, match="uns\\['deep_cluster'\\] not found"):
+        pl.history(adata)
+    adata.uns["deep_cluster"] = {"params": {}}
+    with pytest.raises(KeyError, match="no 'history'"):
+        pl.history(adata)
+    adata.uns["deep_cluster"] = {"history": {"loss": []}}
+    with pytest.raises(ScdeepclustInputError, match="no non-empty"):
+        pl.history(adata)
