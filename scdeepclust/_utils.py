@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -66,9 +65,7 @@ def check_n_clusters(n_clusters: int | None, n_obs: int, *, func: str) -> None:
     if n_clusters is None:
         return
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer):
-        raise TypeError(
-            f"{func}: n_clusters must be an integer, got {type(n_clusters).__name__}."
-        )
+        raise TypeError(f"{func}: n_clusters must be an integer, got {type(n_clusters).__name__}.")
     if n_clusters < 2 or n_clusters > n_obs:
         raise ScdeepclustInputError(
             f"{func}: n_clusters must be between 2 and n_obs={n_obs}, got {n_clusters}."
@@ -114,17 +111,3 @@ def to_dense_float32(X) -> np.ndarray:
     if sp.issparse(X):
         return X.toarray().astype(np.float32, copy=False)
     return np.asarray(X, dtype=np.float32)
-
-
-@contextmanager
-def preserved_torch_rng():
-    """Restore torch's and numpy's global RNG state on exit, so callers' state is untouched."""
-    import torch
-
-    torch_state = torch.random.get_rng_state()
-    np_state = np.random.get_state()
-    try:
-        yield
-    finally:
-        torch.random.set_rng_state(torch_state)
-        np.random.set_state(np_state)

@@ -457,8 +457,8 @@ def read_spca_dir(
         ``obs["sample"]`` (categorical, in file order), ``obs["truth"]`` (categorical, union of
         the samples' categories; missing for samples without labels), ``obsm["spatial"]`` (each
         sample's own coordinates, stacked), obs names prefixed with the sample when they come
-        from barcodes, and ``uns["spca"]["samples"]``, the list of the per-file
-        ``uns["spca"]`` records.
+        from barcodes, and ``uns["spca"]["samples"]``, a dict of the per-file
+        ``uns["spca"]`` records keyed by sample (saveable to .h5ad).
 
     Raises
     ------
@@ -507,5 +507,5 @@ def read_spca_dir(
         combined.obs["truth"] = _categorical([v for t in truth for v in t])
     if not combined.obs_names.is_unique:
         combined.obs_names_make_unique()
-    combined.uns["spca"] = {"samples": records}
+    combined.uns["spca"] = {"samples": {r["sample"]: r for r in records}}
     return combined

@@ -33,7 +33,9 @@ def _is_missing(values: pd.Series) -> np.ndarray:
     )
 
 
-def annotated_pairs(adata: AnnData, key: str, truth_key: str = "truth") -> tuple[np.ndarray, np.ndarray]:
+def annotated_pairs(
+    adata: AnnData, key: str, truth_key: str = "truth"
+) -> tuple[np.ndarray, np.ndarray]:
     """Truth and prediction as string arrays, restricted to observations with both labels.
 
     Parameters
@@ -77,7 +79,9 @@ def match_labels(truth, pred) -> dict:
     dict
         ``{predicted label: truth label}``.
     """
-    table = pd.crosstab(pd.Series(np.asarray(pred), name="pred"), pd.Series(np.asarray(truth), name="truth"))
+    table = pd.crosstab(
+        pd.Series(np.asarray(pred), name="pred"), pd.Series(np.asarray(truth), name="truth")
+    )
     rows, cols = linear_sum_assignment(-table.to_numpy())
     mapping = {table.index[r]: table.columns[c] for r, c in zip(rows, cols)}
     for label in table.index:
@@ -165,9 +169,7 @@ def classification_report(
     values, counts = np.unique(truth, return_counts=True)
     majority = values[np.argmax(counts)]
     labels = np.union1d(classes, np.unique(pred))
-    p, r, f, s = skm.precision_recall_fscore_support(
-        truth, pred, labels=labels, zero_division=0
-    )
+    p, r, f, s = skm.precision_recall_fscore_support(truth, pred, labels=labels, zero_division=0)
     per_class = pd.DataFrame(
         {"recall": r, "precision": p, "f1": f, "support": s}, index=pd.Index(labels, name="class")
     )

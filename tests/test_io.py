@@ -139,7 +139,7 @@ def test_read_spca_dir_named_dlpfc():
     assert set(adata.obs["truth"].cat.categories) == LAYERS
     assert adata.obs_names.is_unique
     assert adata.obs_names[0].startswith("151673_")
-    assert [r["sample"] for r in adata.uns["spca"]["samples"]] == ["151673", "151674"]
+    assert list(adata.uns["spca"]["samples"]) == ["151673", "151674"]
 
 
 def test_read_spca_dir_unnamed_panels_differ():

@@ -1,5 +1,12 @@
 """Torch building blocks (no AnnData here): modules, losses and training loops."""
 
+from .classifier import (
+    ClassifierConfig,
+    ClassifierResult,
+    MLPClassifier,
+    classify,
+    train_classifier,
+)
 from .losses import kl_clustering_loss, target_distribution
 from .modules import (
     Autoencoder,
@@ -39,4 +46,9 @@ __all__ = [
     "NonFiniteLossError",
     "resolve_device",
     "to_device_tensor",
+    "MLPClassifier",
+    "ClassifierConfig",
+    "ClassifierResult",
+    "train_classifier",
+    "classify",
 ]

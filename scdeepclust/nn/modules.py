@@ -36,8 +36,13 @@ class Autoencoder(nn.Module):
         Dropout after hidden layers.
     """
 
-    def __init__(self, n_input: int, hidden: tuple[int, ...] = (256, 64), n_latent: int = 16,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        n_input: int,
+        hidden: tuple[int, ...] = (256, 64),
+        n_latent: int = 16,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.encoder = mlp([n_input, *hidden, n_latent], dropout=dropout)
         self.decoder = mlp([n_latent, *reversed(hidden), n_input], dropout=dropout)
@@ -59,8 +64,14 @@ class VariationalAutoencoder(Autoencoder):
     Parameters are those of :class:`Autoencoder` plus ``beta``, the weight of the KL term.
     """
 
-    def __init__(self, n_input: int, hidden: tuple[int, ...] = (256, 64), n_latent: int = 16,
-                 dropout: float = 0.0, beta: float = 1e-3):
+    def __init__(
+        self,
+        n_input: int,
+        hidden: tuple[int, ...] = (256, 64),
+        n_latent: int = 16,
+        dropout: float = 0.0,
+        beta: float = 1e-3,
+    ):
         super().__init__(n_input, hidden, 2 * n_latent, dropout)
         self.decoder = mlp([n_latent, *reversed(hidden), n_input], dropout=dropout)
         self.n_latent = n_latent
@@ -78,8 +89,9 @@ class VariationalAutoencoder(Autoencoder):
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl, "z": mu}
 
 
-def nb_log_likelihood(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
-                      eps: float = 1e-8) -> torch.Tensor:
+def nb_log_likelihood(
+    x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
     """Element-wise negative-binomial log-likelihood with mean ``mu`` and dispersion ``theta``."""
     log_theta_mu = torch.log(theta + mu + eps)
     return (
@@ -91,8 +103,13 @@ def nb_log_likelihood(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
     )
 
 
-def zinb_log_likelihood(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor,
-                        pi_logits: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def zinb_log_likelihood(
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    theta: torch.Tensor,
+    pi_logits: torch.Tensor,
+    eps: float = 1e-8,
+) -> torch.Tensor:
     """Element-wise zero-inflated negative-binomial log-likelihood (scDeepCluster's loss)."""
     nb = nb_log_likelihood(x, mu, theta, eps)
     softplus_pi = nn.functional.softplus(-pi_logits)
@@ -120,8 +137,15 @@ class CountAutoencoder(nn.Module):
         ``"zinb"`` or ``"nb"``.
     """
 
-    def __init__(self, n_input: int, n_genes: int, hidden: tuple[int, ...] = (256, 64),
-                 n_latent: int = 16, dropout: float = 0.0, likelihood: str = "zinb"):
+    def __init__(
+        self,
+        n_input: int,
+        n_genes: int,
+        hidden: tuple[int, ...] = (256, 64),
+        n_latent: int = 16,
+        dropout: float = 0.0,
+        likelihood: str = "zinb",
+    ):
         super().__init__()
         self.encoder = mlp([n_input, *hidden, n_latent], dropout=dropout)
         self.decoder = mlp([n_latent, *reversed(hidden)], dropout=dropout, last_activation=True)

@@ -35,23 +35,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def to_device_tensor(X, device: torch.device) -> torch.Tensor:
-    """A float32 tensor on ``device`` (sparse CSR when ``X`` is sparse)."""
+    """A float32 tensor on ``device`` (sparse COO, coalesced, when ``X`` is sparse)."""
     if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float32)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(X.indptr.astype(np.int64)),
-            torch.from_numpy(X.indices.astype(np.int64)),
-            torch.from_numpy(X.data),
-            size=X.shape,
-        ).to(device)
+        X = sp.coo_matrix(X, dtype=np.float32)
+        indices = torch.from_numpy(np.vstack([X.row, X.col]).astype(np.int64))
+        tensor = torch.sparse_coo_tensor(indices, torch.from_numpy(X.data), size=X.shape)
+        return tensor.coalesce().to(device)
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
 
 
 def _rows(data: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
-    """Rows ``idx`` of a dense or sparse-CSR tensor, as a dense tensor."""
+    """Rows ``idx`` of a dense or sparse tensor, as a dense tensor."""
     if data is None:
         return None
-    if data.layout == torch.sparse_csr:
+    if data.is_sparse:
         return data.index_select(0, idx).to_dense()
     return data[idx]
 

@@ -17,9 +17,11 @@ def _standardize(X, batches: np.ndarray | None, clip: float = 10.0) -> np.ndarra
     """Dense z-scores per gene (within each batch when given), clipped at +-``clip``."""
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     X = X.astype(np.float32, copy=True)
-    groups = [np.arange(X.shape[0])] if batches is None else [
-        np.flatnonzero(batches == b) for b in pd.unique(batches)
-    ]
+    groups = (
+        [np.arange(X.shape[0])]
+        if batches is None
+        else [np.flatnonzero(batches == b) for b in pd.unique(batches)]
+    )
     for rows in groups:
         block = X[rows]
         mean = block.mean(axis=0)
@@ -157,7 +159,11 @@ def neighbor_features(
             raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
         batches = adata.obs[batch_key].to_numpy()
     pcs = expression_pcs(
-        adata.X, n_comps=n_comps, n_top_genes=n_top_genes, batches=batches, random_state=random_state
+        adata.X,
+        n_comps=n_comps,
+        n_top_genes=n_top_genes,
+        batches=batches,
+        random_state=random_state,
     )
     features = spatial_embedding(pcs, graph, lam=lam, hops=hops)
     adata = adata.copy() if copy else adata

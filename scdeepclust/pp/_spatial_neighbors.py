@@ -75,7 +75,9 @@ def spatial_neighbors(
     check_adata(adata, func=func)
     coords = check_spatial(adata, func=func, key=spatial_key)
     if radius is None and (isinstance(n_neighs, bool) or int(n_neighs) != n_neighs or n_neighs < 1):
-        raise ScdeepclustInputError(f"{func}: n_neighs must be a positive integer, got {n_neighs!r}.")
+        raise ScdeepclustInputError(
+            f"{func}: n_neighs must be a positive integer, got {n_neighs!r}."
+        )
     if radius is not None and not radius > 0:
         raise ScdeepclustInputError(f"{func}: radius must be positive, got {radius!r}.")
     if library_key is not None and library_key not in adata.obs:

@@ -137,8 +137,17 @@ def ae_embed(
     start = time.perf_counter()
     torch_device = snn.resolve_device(device)
     inputs = prepare_inputs(
-        adata, spatial=spatial, n_top_genes=n_top_genes, n_pcs=n_pcs, n_comps=n_comps, lam=lam,
-        hops=hops, n_neighs=n_neighs, batch_key=batch_key, random_state=random_state, func=func,
+        adata,
+        spatial=spatial,
+        n_top_genes=n_top_genes,
+        n_pcs=n_pcs,
+        n_comps=n_comps,
+        lam=lam,
+        hops=hops,
+        n_neighs=n_neighs,
+        batch_key=batch_key,
+        random_state=random_state,
+        func=func,
     )
     config = snn.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, verbose=verbose)
     counts = adata.X if model in ("zinb", "nb") else None
@@ -147,8 +156,14 @@ def ae_embed(
     with torch.random.fork_rng(devices=[]):
         generator = seeded(random_state, torch_device)
         trained = train_embedding(
-            inputs.features, counts, model=model, hidden=hidden, n_latent=n_latent,
-            config=config, generator=generator, device=torch_device,
+            inputs.features,
+            counts,
+            model=model,
+            hidden=hidden,
+            n_latent=n_latent,
+            config=config,
+            generator=generator,
+            device=torch_device,
         )
     adata = adata.copy() if copy else adata
     uns_key = key_added.removeprefix("X_")
@@ -157,10 +172,21 @@ def ae_embed(
     adata.obsm[key_added] = trained.latent.astype(np.float32)
     adata.uns[uns_key] = {
         "params": {
-            "model": model, "n_latent": n_latent, "hidden": list(hidden), "spatial": spatial,
-            "n_top_genes": n_top_genes, "n_pcs": n_pcs, "n_comps": n_comps, "lam": lam,
-            "hops": hops, "n_neighs": n_neighs, "batch_key": batch_key, "epochs": epochs,
-            "batch_size": batch_size, "lr": lr, "random_state": random_state,
+            "model": model,
+            "n_latent": n_latent,
+            "hidden": list(hidden),
+            "spatial": spatial,
+            "n_top_genes": n_top_genes,
+            "n_pcs": n_pcs,
+            "n_comps": n_comps,
+            "lam": lam,
+            "hops": hops,
+            "n_neighs": n_neighs,
+            "batch_key": batch_key,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "random_state": random_state,
         },
         "history": {"pretrain_loss": trained.losses},
         "graph": inputs.graph_source,

@@ -63,8 +63,16 @@ def kmeans(
         to_dense_float32(adata.X)
     )
     params = {"n_clusters": n_clusters, "random_state": random_state}
-    return _finish(adata, labels, key_added=key_added, method="kmeans", params=params,
-                   start=start, func=func, copy=copy)
+    return _finish(
+        adata,
+        labels,
+        key_added=key_added,
+        method="kmeans",
+        params=params,
+        start=start,
+        func=func,
+        copy=copy,
+    )
 
 
 def pca_kmeans(
@@ -103,31 +111,72 @@ def pca_kmeans(
     check_counts(adata.X, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func)
     start = time.perf_counter()
-    pcs = expression_pcs(adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state)
+    pcs = expression_pcs(
+        adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state
+    )
     labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(pcs)
-    params = {"n_clusters": n_clusters, "n_comps": n_comps, "n_top_genes": n_top_genes,
-              "random_state": random_state}
-    return _finish(adata, labels, key_added=key_added, method="pca_kmeans", params=params,
-                   start=start, func=func, copy=copy)
+    params = {
+        "n_clusters": n_clusters,
+        "n_comps": n_comps,
+        "n_top_genes": n_top_genes,
+        "random_state": random_state,
+    }
+    return _finish(
+        adata,
+        labels,
+        key_added=key_added,
+        method="pca_kmeans",
+        params=params,
+        start=start,
+        func=func,
+        copy=copy,
+    )
 
 
-def _pca_community(adata, n_clusters, *, flavor, n_comps, n_top_genes, n_neighbors, resolution,
-                   key_added, random_state, copy):
+def _pca_community(
+    adata,
+    n_clusters,
+    *,
+    flavor,
+    n_comps,
+    n_top_genes,
+    n_neighbors,
+    resolution,
+    key_added,
+    random_state,
+    copy,
+):
     func = f"tl.pca_{flavor}"
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func)
     start = time.perf_counter()
-    pcs = expression_pcs(adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state)
+    pcs = expression_pcs(
+        adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state
+    )
     tmp = knn_graph_adata(pcs, n_neighbors=n_neighbors, random_state=random_state)
     labels, used, steps = community_labels(
         tmp, flavor=flavor, n_clusters=n_clusters, resolution=resolution, random_state=random_state
     )
-    params = {"n_clusters": n_clusters, "n_comps": n_comps, "n_top_genes": n_top_genes,
-              "n_neighbors": n_neighbors, "resolution": resolution, "random_state": random_state}
-    return _finish(adata, labels, key_added=key_added, method=f"pca_{flavor}", params=params,
-                   start=start, func=func, copy=copy,
-                   extra={"resolution": float(used), "search_steps": int(steps)})
+    params = {
+        "n_clusters": n_clusters,
+        "n_comps": n_comps,
+        "n_top_genes": n_top_genes,
+        "n_neighbors": n_neighbors,
+        "resolution": resolution,
+        "random_state": random_state,
+    }
+    return _finish(
+        adata,
+        labels,
+        key_added=key_added,
+        method=f"pca_{flavor}",
+        params=params,
+        start=start,
+        func=func,
+        copy=copy,
+        extra={"resolution": float(used), "search_steps": int(steps)},
+    )
 
 
 def pca_louvain(
@@ -167,9 +216,18 @@ def pca_louvain(
     -------
     None, or the modified copy when ``copy=True``.
     """
-    return _pca_community(adata, n_clusters, flavor="louvain", n_comps=n_comps,
-                          n_top_genes=n_top_genes, n_neighbors=n_neighbors, resolution=resolution,
-                          key_added=key_added, random_state=random_state, copy=copy)
+    return _pca_community(
+        adata,
+        n_clusters,
+        flavor="louvain",
+        n_comps=n_comps,
+        n_top_genes=n_top_genes,
+        n_neighbors=n_neighbors,
+        resolution=resolution,
+        key_added=key_added,
+        random_state=random_state,
+        copy=copy,
+    )
 
 
 def pca_leiden(
@@ -188,6 +246,15 @@ def pca_leiden(
 
     Parameters are those of :func:`pca_louvain`.
     """
-    return _pca_community(adata, n_clusters, flavor="leiden", n_comps=n_comps,
-                          n_top_genes=n_top_genes, n_neighbors=n_neighbors, resolution=resolution,
-                          key_added=key_added, random_state=random_state, copy=copy)
+    return _pca_community(
+        adata,
+        n_clusters,
+        flavor="leiden",
+        n_comps=n_comps,
+        n_top_genes=n_top_genes,
+        n_neighbors=n_neighbors,
+        resolution=resolution,
+        key_added=key_added,
+        random_state=random_state,
+        copy=copy,
+    )

@@ -33,8 +33,10 @@ def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_s
     else:
         labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(latent)
     centroids = np.stack(
-        [latent[labels == c].mean(axis=0) if (labels == c).any() else latent.mean(axis=0)
-         for c in range(n_clusters)]
+        [
+            latent[labels == c].mean(axis=0) if (labels == c).any() else latent.mean(axis=0)
+            for c in range(n_clusters)
+        ]
     )
     return labels, centroids
 
@@ -143,8 +145,17 @@ def deep_cluster(
     start = time.perf_counter()
     torch_device = snn.resolve_device(device)
     inputs = prepare_inputs(
-        adata, spatial=spatial, n_top_genes=n_top_genes, n_pcs=n_pcs, n_comps=n_comps, lam=lam,
-        hops=hops, n_neighs=n_neighs, batch_key=batch_key, random_state=random_state, func=func,
+        adata,
+        spatial=spatial,
+        n_top_genes=n_top_genes,
+        n_pcs=n_pcs,
+        n_comps=n_comps,
+        lam=lam,
+        hops=hops,
+        n_neighs=n_neighs,
+        batch_key=batch_key,
+        random_state=random_state,
+        func=func,
     )
     config = snn.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, verbose=verbose)
     counts = adata.X if model in ("zinb", "nb") else None
@@ -155,19 +166,40 @@ def deep_cluster(
     with torch.random.fork_rng(devices=[]):
         generator = seeded(random_state, torch_device)
         trained = train_embedding(
-            inputs.features, counts, model=model, hidden=hidden, n_latent=n_latent,
-            config=config, generator=generator, device=torch_device,
+            inputs.features,
+            counts,
+            model=model,
+            hidden=hidden,
+            n_latent=n_latent,
+            config=config,
+            generator=generator,
+            device=torch_device,
         )
         reasons = detect_collapse(None, 1, trained.latent)
         if reasons:
-            collapse_log.append({"stage": "pretrain", "reasons": reasons,
-                                 "action": "re-initialised the autoencoder"})
-            warnings.warn(f"{func}: pretraining collapsed ({'; '.join(reasons)}); "
-                          "re-initialising with another seed.", UserWarning, stacklevel=2)
+            collapse_log.append(
+                {
+                    "stage": "pretrain",
+                    "reasons": reasons,
+                    "action": "re-initialised the autoencoder",
+                }
+            )
+            warnings.warn(
+                f"{func}: pretraining collapsed ({'; '.join(reasons)}); "
+                "re-initialising with another seed.",
+                UserWarning,
+                stacklevel=2,
+            )
             generator = seeded(random_state + 1, torch_device)
             trained = train_embedding(
-                inputs.features, counts, model=model, hidden=hidden, n_latent=n_latent,
-                config=config, generator=generator, device=torch_device,
+                inputs.features,
+                counts,
+                model=model,
+                hidden=hidden,
+                n_latent=n_latent,
+                config=config,
+                generator=generator,
+                device=torch_device,
             )
         k_source = "given"
         if n_clusters is None:
@@ -186,20 +218,44 @@ def deep_cluster(
                 return torch.sparse.mm(operator, q)
 
         result = _refine_with_guard(
-            trained, centroids, init_labels, n_clusters, config, generator, smooth=smooth,
-            refine_epochs=refine_epochs, tol=tol, gamma=gamma, collapse_log=collapse_log,
+            trained,
+            centroids,
+            init_labels,
+            n_clusters,
+            config,
+            generator,
+            smooth=smooth,
+            refine_epochs=refine_epochs,
+            tol=tol,
+            gamma=gamma,
+            collapse_log=collapse_log,
             func=func,
         )
     labels, proba, latent, dec = result
     record = {
         "params": {
-            "n_clusters": n_clusters, "spatial": spatial, "model": model, "n_latent": n_latent,
-            "hidden": list(hidden), "n_top_genes": n_top_genes, "n_pcs": n_pcs,
-            "n_comps": n_comps, "lam": lam, "hops": hops, "n_neighs": n_neighs,
-            "batch_key": batch_key, "init": init, "epochs": epochs,
-            "refine_epochs": refine_epochs, "tol": tol, "gamma": gamma,
-            "smooth_assignments": smooth_assignments, "batch_size": batch_size, "lr": lr,
-            "leiden_resolution": leiden_resolution, "random_state": random_state,
+            "n_clusters": n_clusters,
+            "spatial": spatial,
+            "model": model,
+            "n_latent": n_latent,
+            "hidden": list(hidden),
+            "n_top_genes": n_top_genes,
+            "n_pcs": n_pcs,
+            "n_comps": n_comps,
+            "lam": lam,
+            "hops": hops,
+            "n_neighs": n_neighs,
+            "batch_key": batch_key,
+            "init": init,
+            "epochs": epochs,
+            "refine_epochs": refine_epochs,
+            "tol": tol,
+            "gamma": gamma,
+            "smooth_assignments": smooth_assignments,
+            "batch_size": batch_size,
+            "lr": lr,
+            "leiden_resolution": leiden_resolution,
+            "random_state": random_state,
         },
         "n_clusters": int(n_clusters),
         "n_clusters_source": k_source,
@@ -218,15 +274,34 @@ def deep_cluster(
     }
     adata = adata.copy() if copy else adata
     write_clustering(
-        adata, labels, key_added=key_added, record=record, func=func,
-        obsm={f"X_{key_added}": latent.astype(np.float32),
-              f"{key_added}_proba": proba.astype(np.float32)},
+        adata,
+        labels,
+        key_added=key_added,
+        record=record,
+        func=func,
+        obsm={
+            f"X_{key_added}": latent.astype(np.float32),
+            f"{key_added}_proba": proba.astype(np.float32),
+        },
     )
     return adata if copy else None
 
 
-def _refine_with_guard(trained, centroids, init_labels, n_clusters, config, generator, *, smooth,
-                       refine_epochs, tol, gamma, collapse_log, func):
+def _refine_with_guard(
+    trained,
+    centroids,
+    init_labels,
+    n_clusters,
+    config,
+    generator,
+    *,
+    smooth,
+    refine_epochs,
+    tol,
+    gamma,
+    collapse_log,
+    func,
+):
     """DEC refinement; on a degenerate result re-initialise once, then fall back to the init."""
     import copy as _copy
 
@@ -237,8 +312,16 @@ def _refine_with_guard(trained, centroids, init_labels, n_clusters, config, gene
         clustering = snn.StudentTClustering(
             torch.as_tensor(centroids, dtype=torch.float32, device=trained.device)
         ).to(trained.device)
-        dec = run_dec(trained, clustering, config, generator, smooth=smooth,
-                      refine_epochs=refine_epochs, tol=tol, gamma=gamma)
+        dec = run_dec(
+            trained,
+            clustering,
+            config,
+            generator,
+            smooth=smooth,
+            refine_epochs=refine_epochs,
+            tol=tol,
+            gamma=gamma,
+        )
         labels = dec.labels.cpu().numpy()
         latent = snn.encode(trained.model, trained.inputs).cpu().numpy()
         reasons = detect_collapse(labels, n_clusters, latent)
@@ -246,8 +329,11 @@ def _refine_with_guard(trained, centroids, init_labels, n_clusters, config, gene
             return labels, dec.q.cpu().numpy(), latent, dec
         action = "re-initialised refinement" if attempt == 0 else "kept the initial clustering"
         collapse_log.append({"stage": "refine", "reasons": reasons, "action": action})
-        warnings.warn(f"{func}: the clustering collapsed ({'; '.join(reasons)}); {action}.",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{func}: the clustering collapsed ({'; '.join(reasons)}); {action}.",
+            UserWarning,
+            stacklevel=3,
+        )
         gamma = max(gamma, 1.0) * 2.0
     proba = np.eye(n_clusters, dtype=np.float32)[init_labels]
     return init_labels, proba, trained.latent, None
@@ -256,6 +342,14 @@ def _refine_with_guard(trained, centroids, init_labels, n_clusters, config, gene
 def run_dec(trained, clustering, config, generator, *, smooth, refine_epochs, tol, gamma):
     """One DEC refinement run (a seam kept separate so tests can force a collapse)."""
     return snn.dec_refine(
-        trained.model, clustering, trained.inputs, trained.targets, config, generator,
-        smooth=smooth, max_epochs=refine_epochs, tol=tol, gamma=gamma,
+        trained.model,
+        clustering,
+        trained.inputs,
+        trained.targets,
+        config,
+        generator,
+        smooth=smooth,
+        max_epochs=refine_epochs,
+        tol=tol,
+        gamma=gamma,
     )

@@ -9,7 +9,9 @@ import scanpy as sc
 from anndata import AnnData
 
 
-def knn_graph_adata(features: np.ndarray, *, n_neighbors: int = 15, random_state: int = 0) -> AnnData:
+def knn_graph_adata(
+    features: np.ndarray, *, n_neighbors: int = 15, random_state: int = 0
+) -> AnnData:
     """A throwaway AnnData holding the k-NN graph of ``features`` (Scanpy's neighbors)."""
     tmp = AnnData(np.zeros((features.shape[0], 1), dtype=np.float32))
     tmp.obsm["X_rep"] = np.asarray(features, dtype=np.float32)
@@ -23,7 +25,10 @@ def _run_community(tmp: AnnData, flavor: str, resolution: float, random_state: i
         warnings.simplefilter("ignore")
         if flavor == "leiden":
             sc.tl.leiden(
-                tmp, resolution=resolution, random_state=random_state, key_added="_c",
+                tmp,
+                resolution=resolution,
+                random_state=random_state,
+                key_added="_c",
                 flavor="leidenalg",
             )
         else:

@@ -86,6 +86,8 @@ def prepare_inputs(
     n_comps = int(min(n_comps, features.shape[0] - 1, features.shape[1]))
     if n_comps < features.shape[1]:
         solver = "full" if min(features.shape) <= 500 else "randomized"
-        features = PCA(n_comps, svd_solver=solver, random_state=random_state).fit_transform(features)
+        features = PCA(n_comps, svd_solver=solver, random_state=random_state).fit_transform(
+            features
+        )
     scale = float(features[:, 0].std()) or 1.0
     return ModelInputs((features / scale).astype(np.float32), graph, source)

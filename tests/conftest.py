@@ -1,0 +1,28 @@
+"""Shared fixtures: small synthetic data and the location of the shared real samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import scdeepclust as sdc  # noqa: E402
+
+SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture
+def small_adata():
+    """900 spots, 120 genes, 3 layered domains (fresh object per test)."""
+    return sdc.datasets.synthetic(n_obs=900, n_vars=120, n_domains=3, random_state=1)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real samples; tests using them are skipped where they are absent."""
+    if not SHARED_DATA.exists():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA

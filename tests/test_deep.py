@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+import torch
+
+import scdeepclust as sdc
+
+FAST = dict(epochs=30, refine_epochs=10, n_top_genes=100, n_pcs=20, n_comps=20, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    adata = sdc.datasets.synthetic(n_obs=900, n_vars=120, n_domains=3, random_state=1)
+    sdc.tl.deep_cluster(adata, 3, **FAST)
+    return adata
+
+
+def test_deep_cluster_outputs(clustered):
+    adata = clustered
+    assert adata.obs["deep_cluster"].dtype.name == "category"
+    assert adata.obs["deep_cluster"].nunique() == 3
+    assert adata.obsm["X_deep_cluster"].shape == (900, 16)
+    proba = adata.obsm["deep_cluster_proba"]
+    assert proba.shape == (900, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
+    record = adata.uns["deep_cluster"]
+    assert record["n_clusters"] == 3 and record["n_clusters_source"] == "given"
+    assert record["random_state"] == 0 and record["device"] == "cpu"
+    assert len(record["history"]["pretrain_loss"]) > 0
+    assert len(record["history"]["label_change"]) > 0
+    assert record["collapse"]["detected"] is False
+
+
+def test_spatial_deep_cluster_beats_non_spatial_baseline(clustered):
+    adata = clustered.copy()
+    sdc.tl.pca_kmeans(adata, 3)
+    deep = sdc.metrics.score(adata, "deep_cluster")["ari"]
+    plain = sdc.metrics.score(adata, "pca_kmeans")["ari"]
+    assert deep > 0.8
+    assert deep > plain + 0.2
+
+
+def test_same_seed_same_labels_and_rng_untouched():
+    adata = sdc.datasets.synthetic(n_obs=500, n_vars=80, n_domains=3, random_state=2)
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002 (checking the global state is untouched)
+    before_torch, before_np = torch.random.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
+    a = sdc.tl.deep_cluster(adata, 3, random_state=7, copy=True, **FAST)
+    b = sdc.tl.deep_cluster(adata, 3, random_state=7, copy=True, **FAST)
+    assert np.array_equal(a.obs["deep_cluster"].to_numpy(), b.obs["deep_cluster"].to_numpy())
+    assert np.array_equal(a.obsm["X_deep_cluster"], b.obsm["X_deep_cluster"])
+    assert torch.equal(torch.random.get_rng_state(), before_torch)
+    assert np.array_equal(np.random.get_state()[1], before_np)  # noqa: NPY002
+
+
+def test_n_clusters_estimated_and_recorded():
+    adata = sdc.datasets.synthetic(n_obs=600, n_vars=80, n_domains=3, random_state=3)
+    sdc.tl.deep_cluster(adata, **FAST)
+    record = adata.uns["deep_cluster"]
+    assert record["n_clusters"] >= 2
+    assert record["n_clusters_source"].startswith("leiden")
+    assert adata.obs["deep_cluster"].nunique() <= record["n_clusters"]
+
+
+def test_non_spatial_mode_runs(small_adata):
+    sdc.tl.deep_cluster(small_adata, 3, spatial=False, **FAST)
+    assert small_adata.uns["deep_cluster"]["graph"] is None
+
+
+def test_forced_collapse_is_detected_recovered_and_recorded(small_adata, monkeypatch):
+    from scdeepclust.tl import _deep_cluster
+
+    real = _deep_cluster.run_dec
+
+    def collapsing(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.labels = torch.zeros_like(result.labels)
+        return result
+
+    monkeypatch.setattr(_deep_cluster, "run_dec", collapsing)
+    with pytest.warns(UserWarning, match="collapsed"):
+        sdc.tl.deep_cluster(small_adata, 3, **FAST)
+    record = small_adata.uns["deep_cluster"]
+    assert record["collapse"]["detected"] is True
+    actions = [event["action"] for event in record["collapse"]["events"]]
+    assert actions == ["re-initialised refinement", "kept the initial clustering"]
+    assert small_adata.obs["deep_cluster"].nunique() == 3  # fell back to a healthy clustering
+
+
+def test_detect_collapse_reasons():
+    labels = np.array([0] * 95 + [1] * 5)
+    reasons = sdc.tl.detect_collapse(labels, 3, np.zeros((100, 4)))
+    assert any("empty" in r for r in reasons)
+    assert any("95.0%" in r for r in reasons)
+    assert any("constant" in r for r in reasons)
+    assert (
+        sdc.tl.detect_collapse(np.arange(100) % 3, 3, np.random.default_rng(0).random((100, 4)))
+        == []
+    )
+
+
+@pytest.mark.parametrize("model", ["vae", "zinb"])
+def test_ae_embed_models(small_adata, model):
+    sdc.tl.ae_embed(
+        small_adata,
+        model=model,
+        n_latent=8,
+        key_added=f"X_{model}",
+        **{k: v for k, v in FAST.items() if k not in ("refine_epochs",)},
+    )
+    latent = small_adata.obsm[f"X_{model}"]
+    assert latent.shape == (900, 8) and np.isfinite(latent).all()
+    assert small_adata.uns[model]["params"]["model"] == model
+
+
+def test_unknown_model_lists_choices(small_adata):
+    with pytest.raises(ValueError, match="valid choices are 'ae', 'vae', 'zinb', 'nb'"):
+        sdc.tl.deep_cluster(small_adata, 3, model="gan")

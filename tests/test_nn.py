@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from scdeepclust import nn as snn
+
+
+def test_student_t_rows_sum_to_one_and_prefer_nearest_centroid():
+    layer = snn.StudentTClustering(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
+    q = layer(torch.tensor([[0.1, 0.0], [9.0, 10.0]]))
+    assert torch.allclose(q.sum(dim=1), torch.ones(2))
+    assert q.argmax(dim=1).tolist() == [0, 1]
+
+
+def test_target_distribution_sharpens():
+    q = torch.tensor([[0.6, 0.4], [0.4, 0.6]])
+    p = snn.target_distribution(q)
+    assert p[0, 0] > q[0, 0] and torch.allclose(p.sum(dim=1), torch.ones(2))
+    assert snn.kl_clustering_loss(q, q).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_nb_likelihood_matches_scipy():
+    from scipy.stats import nbinom
+
+    x, mu, theta = torch.tensor([0.0, 3.0, 10.0]), torch.tensor([2.0, 2.0, 2.0]), torch.tensor(1.5)
+    ours = snn.nb_log_likelihood(x, mu, theta).numpy()
+    p = theta.item() / (theta.item() + 2.0)
+    assert np.allclose(ours, nbinom.logpmf([0, 3, 10], theta.item(), p), atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["ae", "vae", "zinb", "nb"])
+def test_models_train_and_loss_decreases(model):
+    from scdeepclust.tl._ae_embed import build_model
+
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    counts = torch.poisson(torch.rand(200, 30, generator=gen) * 5)
+    inputs = torch.log1p(counts)
+    module = build_model(model, 30, 30, (32,), 4)
+    config = snn.TrainConfig(epochs=15, batch_size=64, verbose=False, patience=100)
+    losses = snn.pretrain(module, inputs, counts, config, gen)
+    assert len(losses) == 15 and losses[-1] < losses[0]
+    assert snn.encode(module, inputs).shape == (200, 4)
+
+
+def test_nonfinite_loss_stops_training():
+    class Broken(snn.Autoencoder):
+        def loss(self, x, target=None):
+            out = super().loss(x, target)
+            out["loss"] = out["loss"] * float("nan")
+            return out
+
+    config = snn.TrainConfig(epochs=3, verbose=False)
+    with pytest.raises(snn.NonFiniteLossError, match="loss became nan"):
+        snn.pretrain(Broken(5, (8,), 2), torch.rand(20, 5), None, config, torch.Generator())
+
+
+def test_resolve_device():
+    assert snn.resolve_device("cpu").type == "cpu"
+    assert snn.resolve_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            snn.resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU on this machine")
+def test_cuda_training_path():
+    module = snn.Autoencoder(5, (8,), 2).cuda()
+    inputs = snn.to_device_tensor(
+        np.random.default_rng(0).random((64, 5), dtype=np.float32), torch.device("cuda")
+    )
+    config = snn.TrainConfig(epochs=2, verbose=False)
+    snn.pretrain(module, inputs, None, config, torch.Generator())
+    assert snn.encode(module, inputs).device.type == "cuda"
