@@ -1,0 +1,78 @@
+"""Helpers shared by the benchmark scripts: sample discovery, isolated timed runs, anchors."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+import resource
+import time
+import traceback
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = (ROOT / ".." / "shared").resolve()
+DATA = SHARED / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def sample_files() -> dict[str, Path]:
+    """The shared real samples, by short name (``151507``..., ``osmFISH``)."""
+    files = {p.stem.removeprefix("sample_"): p for p in sorted((DATA / "dlpfc").glob("*.h5"))}
+    osmfish = DATA / "osmfish" / "osmFISH_cortex.h5"
+    if osmfish.exists():
+        files["osmFISH"] = osmfish
+    if not files:
+        raise SystemExit(f"no samples found under {DATA}")
+    return files
+
+
+def _child(queue, func, args):
+    try:
+        start = time.perf_counter()
+        result = func(*args)
+        seconds = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put(("ok", result, seconds, peak_mb))
+    except BaseException:  # report any failure to the parent
+        queue.put(("error", traceback.format_exc(), 0.0, 0.0))
+
+
+def run_isolated(func, *args) -> tuple[object, float, float]:
+    """Run ``func(*args)`` in a forked process; return its result, seconds and peak RSS (MB).
+
+    The peak RSS is that of the child process (it includes the interpreter and the libraries
+    already imported, and the data as loaded), so each figure is end-to-end memory.
+    """
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, func, args))
+    proc.start()
+    status, result, seconds, peak = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(result)
+    return result, seconds, peak
+
+
+def anchors() -> pd.DataFrame:
+    """Published tools' ARI/NMI/seconds on the shared files, parsed from ``shared/ANCHORS.md``."""
+    path = SHARED / "ANCHORS.md"
+    if not path.exists():
+        return pd.DataFrame(columns=["sample", "method", "ari", "nmi", "seconds"])
+    lines = [ln for ln in path.read_text().splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = []
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        sample = cells[0].split()[-1]
+        for method, cell in zip(header[1:], cells[1:]):
+            numbers = re.findall(r"\d*\.\d+|\d+", cell)
+            if len(numbers) >= 3:
+                ari, nmi, seconds = map(float, numbers[:3])
+                name = method.split("(")[0].strip()
+                rows.append(
+                    {"sample": sample, "method": name, "ari": ari, "nmi": nmi, "seconds": seconds}
+                )
+    return pd.DataFrame(rows)
