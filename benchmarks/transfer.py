@@ -96,7 +96,9 @@ def run_pair(ref_id: str, query_id: str, device: str) -> list[dict]:
     rows = []
     start = time.perf_counter()
     out = sdc.tl.label_transfer(ref, query, copy=True, device=device, verbose=False)
-    rows.append(score(query, out.obs["transferred"], "label_transfer", pair, time.perf_counter() - start))
+    rows.append(
+        score(query, out.obs["transferred"], "label_transfer", pair, time.perf_counter() - start)
+    )
     start = time.perf_counter()
     pred = linear_reference(ref, query)
     rows.append(score(query, pred, "linear", pair, time.perf_counter() - start))

@@ -60,9 +60,29 @@ def check_counts(X, *, func: str, what: str = "adata.X") -> None:
         )
 
 
-def check_n_clusters(n_clusters: int | None, n_obs: int, *, func: str) -> None:
-    """Raise unless ``n_clusters`` is None or an integer in [2, n_obs]."""
+def check_varies(X, *, func: str, what: str = "adata.X") -> None:
+    """Raise when no variable varies across observations (all-zero or constant matrix)."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        spread = np.asarray((X.max(axis=0) - X.min(axis=0)).todense()).ravel()
+    else:
+        X = np.asarray(X)
+        spread = X.max(axis=0) - X.min(axis=0) if X.size else np.zeros(0)
+    if not (spread > 0).any():
+        state = "all zeros" if not (spread.size and X.max() > 0) else "constant in every column"
+        raise ScdeepclustInputError(
+            f"{func}: {what} is {state}, so no variable varies across observations and there "
+            "is nothing to cluster; check that X holds the counts."
+        )
+
+
+def check_n_clusters(
+    n_clusters: int | None, n_obs: int, *, func: str, required: bool = False
+) -> None:
+    """Raise unless ``n_clusters`` is an integer in [2, n_obs] (or None when not ``required``)."""
     if n_clusters is None:
+        if required:
+            raise TypeError(f"{func}: n_clusters is required (an integer between 2 and n_obs).")
         return
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer):
         raise TypeError(f"{func}: n_clusters must be an integer, got {type(n_clusters).__name__}.")

@@ -78,7 +78,10 @@ def _categorical(labels: list[str | None]) -> pd.Categorical:
 
 def _dataset(h5: h5py.File, path: Path, key: str) -> h5py.Dataset:
     """``h5[key]`` if it is a dataset, else an error."""
-    obj = h5[key]
+    try:
+        obj = h5[key]
+    except (KeyError, OSError, RuntimeError, ValueError) as err:  # a damaged object header
+        raise SpcaFormatError(path, key, "a readable HDF5 object", f"open error ({err})") from err
     if not isinstance(obj, h5py.Dataset):
         raise SpcaFormatError(path, key, "an HDF5 dataset", f"a {type(obj).__name__}")
     return obj
@@ -92,6 +95,11 @@ def _load(ds: h5py.Dataset, path: Path, key: str) -> np.ndarray:
         raise SpcaFormatError(path, key, "a readable dataset", f"read error ({err})") from err
 
 
+def _keys(h5: h5py.File) -> list[str]:
+    """The file's top-level keys, as strings, for error messages."""
+    return sorted(str(k) for k in h5.keys())
+
+
 def _first_key(h5: h5py.File, keys: Sequence[str]) -> str | None:
     return next((k for k in keys if k in h5), None)
 
@@ -100,7 +108,7 @@ def _read_matrix(h5: h5py.File, path: Path) -> np.ndarray | sp.csr_matrix:
     """Validated counts as float32: CSR when more than half the entries are zero, else dense."""
     if "X" not in h5:
         raise SpcaFormatError(
-            path, "X", "a spots x genes counts matrix", f"no such key (keys: {sorted(h5.keys())})"
+            path, "X", "a spots x genes counts matrix", f"no such key (keys: {_keys(h5)})"
         )
     ds = _dataset(h5, path, "X")
     if ds.ndim != 2:
@@ -188,7 +196,7 @@ def _read_coordinates(h5: h5py.File, path: Path, n: int) -> tuple[str, np.ndarra
             path,
             "pos",
             "spot coordinates under 'pos' or 'Pos' (2 x n_spots or n_spots x 2)",
-            f"neither key (keys: {sorted(h5.keys())})",
+            f"neither key (keys: {_keys(h5)})",
         )
     ds = _dataset(h5, path, key)
     expected = f"a 2 x {n} or {n} x 2 array of x/y coordinates"
@@ -308,13 +316,21 @@ def read_spca(
         raise SpcaFormatError(
             path, "/", "a readable HDF5 file", f"a file h5py cannot open ({err})"
         ) from err
-    with h5:
-        X = _read_matrix(h5, path)
-        n_obs, n_vars = X.shape
-        label_key, labels = _read_labels(h5, path, n_obs)
-        coord_key, coords = _read_coordinates(h5, path, n_obs)
-        gene_key, genes = _read_names(h5, path, _GENE_KEYS, n_vars, "gene")
-        barcode_key, barcodes = _read_names(h5, path, _BARCODE_KEYS, n_obs, "spot")
+    try:
+        with h5:
+            X = _read_matrix(h5, path)
+            n_obs, n_vars = X.shape
+            label_key, labels = _read_labels(h5, path, n_obs)
+            coord_key, coords = _read_coordinates(h5, path, n_obs)
+            gene_key, genes = _read_names(h5, path, _GENE_KEYS, n_vars, "gene")
+            barcode_key, barcodes = _read_names(h5, path, _BARCODE_KEYS, n_obs, "spot")
+    except SpcaFormatError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, MemoryError) as err:
+        # a damaged file fails in h5py in many ways (links, headers, datatypes, sizes)
+        raise SpcaFormatError(
+            path, "/", "a readable HDF5 file", f"a damaged file ({type(err).__name__}: {err})"
+        ) from err
 
     if barcodes is not None and barcodes.has_duplicates:
         dups = barcodes[barcodes.duplicated()].unique()[:5].tolist()

@@ -63,6 +63,23 @@ def annotated_pairs(
     return truth[keep].astype(str).to_numpy(), pred[keep].astype(str).to_numpy()
 
 
+def _label_arrays(truth, pred, *, func: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two equal-length, non-empty 1-D label arrays, or a clear error."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.ndim != 1 or pred.ndim != 1:
+        raise ScdeepclustInputError(
+            f"{func}: truth and pred must be 1-D label sequences, got shapes "
+            f"{truth.shape} and {pred.shape}."
+        )
+    if len(truth) != len(pred):
+        raise ScdeepclustInputError(
+            f"{func}: truth and pred differ in length ({len(truth)} vs {len(pred)})."
+        )
+    if len(truth) == 0:
+        raise ScdeepclustInputError(f"{func}: truth and pred are empty.")
+    return truth, pred
+
+
 def match_labels(truth, pred) -> dict:
     """Map each predicted label to a truth label by maximum-overlap (Hungarian) matching.
 
@@ -79,9 +96,8 @@ def match_labels(truth, pred) -> dict:
     dict
         ``{predicted label: truth label}``.
     """
-    table = pd.crosstab(
-        pd.Series(np.asarray(pred), name="pred"), pd.Series(np.asarray(truth), name="truth")
-    )
+    truth, pred = _label_arrays(truth, pred, func="match_labels")
+    table = pd.crosstab(pd.Series(pred, name="pred"), pd.Series(truth, name="truth"))
     rows, cols = linear_sum_assignment(-table.to_numpy())
     mapping = {table.index[r]: table.columns[c] for r, c in zip(rows, cols)}
     for label in table.index:
@@ -96,7 +112,10 @@ def clustering_accuracy(truth, pred) -> float:
     Unlike :func:`match_labels`, surplus clusters are not reassigned: with a one-to-one
     matching, clusters beyond the number of truth classes count as wrong.
     """
-    table = pd.crosstab(np.asarray(pred), np.asarray(truth)).to_numpy()
+    truth, pred = _label_arrays(truth, pred, func="clustering_accuracy")
+    table = pd.crosstab(pred, truth).to_numpy()  # pairs with a missing (NaN) label are dropped
+    if table.sum() == 0:
+        raise ScdeepclustInputError("clustering_accuracy: no observation has both labels.")
     rows, cols = linear_sum_assignment(-table)
     return float(table[rows, cols].sum() / table.sum())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +31,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} requested but CUDA is not available.")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"unknown device {device!r}; valid choices are 'auto', 'cpu', 'cuda' and 'cuda:N' "
+            "(or another torch device string such as 'mps')."
+        ) from err
 
 
 def to_device_tensor(X, device: torch.device) -> torch.Tensor:
@@ -73,6 +79,9 @@ class TrainConfig:
         Epochs without relative improvement > ``min_delta`` before pretraining stops.
     min_delta
         Relative loss improvement that counts as progress.
+    max_batches_per_epoch
+        Cap on the mini-batches visited per epoch (a random subset each epoch), so the cost of
+        an epoch stays bounded on very large data; ``None`` visits all.
     verbose
         Show progress bars.
     """
@@ -84,8 +93,8 @@ class TrainConfig:
     clip: float = 5.0
     patience: int = 15
     min_delta: float = 1e-3
+    max_batches_per_epoch: int | None = 50
     verbose: bool = True
-    history: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _check_finite(value: float, where: str) -> None:
@@ -95,9 +104,14 @@ def _check_finite(value: float, where: str) -> None:
         )
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device):
-    order = torch.randperm(n, generator=generator).to(device)
-    for start in range(0, n, batch_size):
+def _batches(config: TrainConfig, n: int, generator: torch.Generator, device: torch.device):
+    """Shuffled mini-batch indices; at most ``config.max_batches_per_epoch`` of them."""
+    batch_size = config.batch_size
+    order = torch.randperm(n, generator=generator)
+    if config.max_batches_per_epoch is not None:
+        order = order[: config.max_batches_per_epoch * batch_size]
+    order = order.to(device)
+    for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         if len(idx) > 1:  # batch norm needs two rows
             yield idx
@@ -122,7 +136,7 @@ def pretrain(
     bar = tqdm(range(config.epochs), desc=desc, disable=not config.verbose, leave=False)
     for _ in bar:
         total, count = 0.0, 0
-        for idx in _batches(inputs.shape[0], config.batch_size, generator, inputs.device):
+        for idx in _batches(config, inputs.shape[0], generator, inputs.device):
             out = model.loss(_rows(inputs, idx), _rows(targets, idx))
             optimizer.zero_grad()
             out["loss"].backward()
@@ -209,7 +223,7 @@ def dec_refine(
         previous = labels
         model.train()
         total_kl, total_rec, count = 0.0, 0.0, 0
-        for idx in _batches(inputs.shape[0], config.batch_size, generator, inputs.device):
+        for idx in _batches(config, inputs.shape[0], generator, inputs.device):
             out = model.loss(_rows(inputs, idx), _rows(targets, idx))
             kl = kl_clustering_loss(p_all[idx], clustering(out["z"]))
             loss = kl + gamma * out["recon"]

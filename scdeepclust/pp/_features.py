@@ -64,6 +64,11 @@ def expression_pcs(
     lognorm = log_normalize(X)
     hvg = highly_variable(lognorm, n_top_genes, None if batches is None else pd.Series(batches))
     scaled = _standardize(lognorm[:, hvg], None if batches is None else np.asarray(batches))
+    if not scaled.any():
+        raise ScdeepclustInputError(
+            "expression_pcs: no gene varies across observations (the counts are all zero or "
+            "every gene is constant), so there is nothing to cluster; check that X holds counts."
+        )
     n_comps = int(min(n_comps, scaled.shape[0] - 1, scaled.shape[1]))
     if n_comps < 1:
         raise ScdeepclustInputError(
@@ -74,13 +79,24 @@ def expression_pcs(
     return pca.fit_transform(scaled).astype(np.float32)
 
 
+def _check_hops(hops, func: str) -> None:
+    if isinstance(hops, bool) or not isinstance(hops, int | np.integer) or hops < 0:
+        raise ScdeepclustInputError(f"{func}: hops must be a non-negative integer, got {hops!r}.")
+
+
 def neighbor_average(features: np.ndarray, graph: sp.spmatrix, *, hops: int = 1) -> np.ndarray:
     """Average ``features`` over each node and its graph neighbours, ``hops`` times.
 
     A sparse matrix product per hop: linear in the number of edges, never N x N dense.
     """
-    operator = row_normalized(graph, self_loops=True)
+    _check_hops(hops, "neighbor_average")
     out = np.asarray(features, dtype=np.float32)
+    if graph.shape != (out.shape[0], out.shape[0]):
+        raise ScdeepclustInputError(
+            f"neighbor_average: the graph has shape {graph.shape} but there are "
+            f"{out.shape[0]} rows of features; expected ({out.shape[0]}, {out.shape[0]})."
+        )
+    operator = row_normalized(graph, self_loops=True)
     for _ in range(hops):
         out = np.asarray(operator @ out, dtype=np.float32)
     return out
@@ -96,6 +112,7 @@ def spatial_embedding(
     """
     if not 0.0 <= lam <= 1.0:
         raise ScdeepclustInputError(f"spatial_embedding: lam must be in [0, 1], got {lam!r}.")
+    _check_hops(hops, "spatial_embedding")
     parts = [np.sqrt(1.0 - lam) * own]
     smoothed = own
     for _ in range(hops):

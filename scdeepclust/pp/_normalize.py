@@ -33,6 +33,7 @@ def log_normalize(X, target_sum: float | None = None):
     -------
     A float32 matrix of the same sparsity as ``X``; all-zero rows stay zero.
     """
+    check_counts(X, func="pp.log_normalize", what="X")
     X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
     libsize = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
     if target_sum is None:
@@ -47,6 +48,15 @@ def log_normalize(X, target_sum: float | None = None):
     return np.log1p(X * scale[:, None].astype(np.float32))
 
 
+def _rankable(X) -> bool:
+    """Whether genes can be ranked by dispersion in ``X``: some gene varies across rows (or,
+    for a single row, the genes differ); otherwise Scanpy's ``seurat`` flavour fails."""
+    axis = 0 if X.shape[0] > 1 else None
+    spread = X.max(axis=axis) - X.min(axis=axis)
+    spread = spread.toarray() if sp.issparse(spread) else np.asarray(spread)
+    return bool(spread.max() > 0)
+
+
 def highly_variable(lognorm, n_top_genes: int, batches: pd.Series | None = None) -> np.ndarray:
     """Boolean mask of the ``n_top_genes`` most dispersed genes (Scanpy's ``seurat`` flavour).
 
@@ -56,9 +66,20 @@ def highly_variable(lognorm, n_top_genes: int, batches: pd.Series | None = None)
     n_vars = lognorm.shape[1]
     if n_vars <= n_top_genes:
         return np.ones(n_vars, dtype=bool)
+    if batches is not None:
+        # batches whose genes cannot be ranked (e.g. only all-zero spots) are left out
+        batches = np.asarray(batches)
+        informative = [b for b in pd.unique(batches) if _rankable(lognorm[batches == b])]
+        if not informative:
+            return np.zeros(n_vars, dtype=bool)
+        rows = np.isin(batches, informative)
+        if not rows.all():
+            lognorm, batches = lognorm[rows], batches[rows]
+    if not _rankable(lognorm):  # all-zero or constant genes: nothing is variable
+        return np.zeros(n_vars, dtype=bool)
     tmp = AnnData(lognorm)
     if batches is not None:
-        tmp.obs["batch"] = pd.Categorical(np.asarray(batches))
+        tmp.obs["batch"] = pd.Categorical(batches)
     result = sc.pp.highly_variable_genes(
         tmp,
         n_top_genes=n_top_genes,
@@ -84,7 +105,8 @@ def normalize(
     Each spot is scaled to ``target_sum`` counts (the median library size by default), then
     ``log1p`` is applied; the result goes to ``layers[layer_added]``. The ``n_top_genes``
     most variable genes (Scanpy's ``seurat`` flavour, per ``batch_key`` when given) are
-    flagged in ``var["highly_variable"]``. ``X`` is left untouched.
+    flagged in ``var["highly_variable"]`` and the parameters recorded in ``uns["normalize"]``.
+    ``X`` is left untouched.
 
     Parameters
     ----------
@@ -116,6 +138,7 @@ def normalize(
     adata = adata.copy() if copy else adata
     warn_if_overwriting(adata, "layers", layer_added, func=func)
     warn_if_overwriting(adata, "var", "highly_variable", func=func)
+    warn_if_overwriting(adata, "uns", "normalize", func=func)
     adata.layers[layer_added] = lognorm
     adata.var["highly_variable"] = hvg
     adata.uns["normalize"] = {

@@ -106,6 +106,7 @@ def spatial_neighbors(
     conn_key, dist_key = f"{key_added}_connectivities", f"{key_added}_distances"
     for key in (conn_key, dist_key):
         warn_if_overwriting(adata, "obsp", key, func=func)
+    warn_if_overwriting(adata, "uns", f"{key_added}_neighbors", func=func)
     adata.obsp[conn_key] = connectivities
     adata.obsp[dist_key] = distances
     degree = np.diff(connectivities.indptr)

@@ -8,7 +8,13 @@ import numpy as np
 from anndata import AnnData
 from sklearn.cluster import KMeans
 
-from .._utils import check_adata, check_counts, check_n_clusters, to_dense_float32
+from .._utils import (
+    check_adata,
+    check_counts,
+    check_n_clusters,
+    check_varies,
+    to_dense_float32,
+)
 from ..pp._features import expression_pcs
 from ._graph_clustering import community_labels, knn_graph_adata
 from ._record import write_clustering
@@ -57,7 +63,8 @@ def kmeans(
     func = "tl.kmeans"
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
-    check_n_clusters(n_clusters, adata.n_obs, func=func)
+    check_n_clusters(n_clusters, adata.n_obs, func=func, required=True)
+    check_varies(adata.X, func=func)
     start = time.perf_counter()
     labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(
         to_dense_float32(adata.X)
@@ -109,7 +116,7 @@ def pca_kmeans(
     func = "tl.pca_kmeans"
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
-    check_n_clusters(n_clusters, adata.n_obs, func=func)
+    check_n_clusters(n_clusters, adata.n_obs, func=func, required=True)
     start = time.perf_counter()
     pcs = expression_pcs(
         adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state

@@ -23,15 +23,31 @@ from ._record import write_clustering
 INITS = ("gmm", "kmeans")
 
 
+#: Largest number of observations used to fit the initial mixture / estimate k (linear cost).
+MAX_FIT_OBS = 50_000
+
+
+def fit_subsample(n_obs: int, random_state: int) -> np.ndarray:
+    """Indices of at most :data:`MAX_FIT_OBS` observations (all of them when fewer)."""
+    if n_obs <= MAX_FIT_OBS:
+        return np.arange(n_obs)
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n_obs, MAX_FIT_OBS, replace=False))
+
+
 def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):
-    """Initial labels and centroids on the latent space (tied-covariance GMM or KMeans)."""
+    """Initial labels and centroids on the latent space (tied-covariance GMM or KMeans).
+
+    The model is fitted on at most :data:`MAX_FIT_OBS` observations and applied to all.
+    """
+    fit = latent[fit_subsample(latent.shape[0], random_state)]
     if init == "gmm":
-        gmm = GaussianMixture(
+        model = GaussianMixture(
             n_clusters, covariance_type="tied", n_init=5, random_state=random_state, reg_covar=1e-4
-        ).fit(latent)
-        labels = gmm.predict(latent)
+        ).fit(fit)
     else:
-        labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(latent)
+        model = KMeans(n_clusters, n_init=10, random_state=random_state).fit(fit)
+    labels = model.predict(latent)
     centroids = np.stack(
         [
             latent[labels == c].mean(axis=0) if (labels == c).any() else latent.mean(axis=0)
@@ -42,8 +58,9 @@ def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_s
 
 
 def estimate_n_clusters(latent: np.ndarray, *, resolution: float, random_state: int) -> int:
-    """Number of Leiden communities on the latent k-NN graph (at least 2)."""
-    tmp = knn_graph_adata(latent, n_neighbors=15, random_state=random_state)
+    """Number of Leiden communities on the latent k-NN graph (at least 2; subsampled)."""
+    fit = latent[fit_subsample(latent.shape[0], random_state)]
+    tmp = knn_graph_adata(fit, n_neighbors=15, random_state=random_state)
     labels, _, _ = community_labels(
         tmp, flavor="leiden", n_clusters=None, resolution=resolution, random_state=random_state
     )

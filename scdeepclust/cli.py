@@ -1,0 +1,629 @@
+"""The ``scdeepclust`` command: cluster spca samples, benchmark methods, run the demo.
+
+``scdeepclust cluster``, ``scdeepclust bench`` and ``scdeepclust demo``; see
+``scdeepclust --help``. Results go to stdout, progress and warnings to stderr. Every output
+is written atomically and an existing file is only replaced with ``--overwrite``.
+
+Exit status: 0 on success, 2 for bad input (missing or malformed file, bad option, an
+output that already exists), 1 for an unexpected failure. Errors are one line,
+``scdeepclust: error: ...``; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+
+__all__ = ["main", "METHODS"]
+
+PROG = "scdeepclust"
+#: Methods of ``--method``/``--methods``, in ladder order; the deep model first.
+METHODS = ("deep", "pca_leiden", "pca_louvain", "pca_kmeans", "kmeans")
+#: ``obs`` key each method writes (the method's name; ``deep`` writes ``deep_cluster``).
+OBS_KEYS = {m: ("deep_cluster" if m == "deep" else m) for m in METHODS}
+DEMO_OUTPUTS = ("demo.h5ad", "demo.png", "demo_history.png", "demo_scores.csv")
+DEMO_STAMP = ".scdeepclust-demo"
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+BENCH_COLUMNS = ["sample", "method", "seed", "ari", "nmi", "seconds"]
+
+# third-party chatter that says nothing about the user's data (shown with --debug)
+_QUIET_WARNINGS = (
+    r"Sparse CSR tensor support is in beta",
+    r"Sparse invariant checks are implicitly disabled",
+    r"pkg_resources is deprecated",
+)
+
+
+class CliError(Exception):
+    """An error reported as one line ``scdeepclust: error: <message>``."""
+
+    def __init__(self, message: str, code: int = EXIT_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line (with a pointer to --help) instead of usage + exit."""
+
+    def error(self, message: str):  # noqa: D102
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+class _Log:
+    """Progress messages on stderr, silenced by --quiet; ``bars``: show progress bars."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        # training progress bars only on a terminal: in a log file they are noise
+        self.bars = not quiet and sys.stderr.isatty()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(quiet: bool, debug: bool) -> Iterator[None]:
+    """Show warnings as ``scdeepclust: warning: ...`` lines (none with --quiet)."""
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            for pattern in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=pattern)
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if not quiet:
+                    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+            warnings.showwarning = show
+        yield
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _positive_int(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _sample_name(path: Path) -> str:
+    """The sample name of a file: its stem without a leading ``sample_`` (as read_spca)."""
+    stem = path.stem
+    return stem[len("sample_") :] if stem.startswith("sample_") and len(stem) > 7 else stem
+
+
+def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files from file and folder arguments (a folder gives its ``*.h5`` files, sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.h5") if p.is_file())
+            if not found:
+                raise CliError(f"no .h5 files in folder {path}")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise CliError(f"no such file: {path}")
+    names: dict[str, Path] = {}
+    for f in files:
+        other = names.setdefault(_sample_name(f), f)
+        if other != f:
+            raise CliError(
+                f"{other} and {f} have the same sample name {_sample_name(f)!r}; their "
+                "outputs would collide (rename one, or run them into different --out folders)"
+            )
+    return files
+
+
+def _out_dir(path: str) -> Path:
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _check_outputs(paths: Sequence[Path], overwrite: bool) -> None:
+    from ._io_write import check_can_write
+
+    try:
+        check_can_write(paths, overwrite=overwrite)
+    except FileExistsError as err:
+        raise CliError(f"{err.filename} already exists; use --overwrite to replace it") from None
+
+
+def _n_truth_classes(adata) -> int | None:
+    if "truth" not in adata.obs:
+        return None
+    return int(adata.obs["truth"].dropna().nunique())
+
+
+def _drop_results(adata, key: str) -> None:
+    """Forget an earlier run's results under ``key`` (so a re-run does not warn)."""
+    if key in adata.obs:
+        del adata.obs[key]
+    adata.uns.pop(key, None)
+    for k in (f"X_{key}", f"{key}_proba"):
+        if k in adata.obsm:
+            del adata.obsm[k]
+
+
+def _run_method(
+    adata, method: str, n_clusters: int | None, *, seed: int, device: str, verbose: bool
+) -> float:
+    """Run one method, writing ``obs[OBS_KEYS[method]]``; returns the wall time in seconds."""
+    from . import tl
+
+    _drop_results(adata, OBS_KEYS[method])
+    start = time.perf_counter()
+    if method == "deep":
+        tl.deep_cluster(adata, n_clusters, random_state=seed, device=device, verbose=verbose)
+    else:
+        getattr(tl, method)(adata, n_clusters, random_state=seed)
+    return time.perf_counter() - start
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (numbers with 3 decimals)."""
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(False)]
+    return "\n".join([head, rule, *rows])
+
+
+def _report(err: BaseException, debug: bool, path: Path | None = None, what: str = "") -> int:
+    """Print the one-line error (and the traceback with --debug); return the exit code.
+
+    The message is prefixed with ``path`` (unless it names the file already) and ``what``.
+    """
+    if debug:
+        traceback.print_exception(err, file=sys.stderr)
+    if isinstance(err, CliError):
+        message, code = str(err), err.code
+    elif isinstance(err, FileExistsError):
+        name = err.filename or err
+        message, code = f"{name} already exists; use --overwrite to replace it", EXIT_INPUT
+    elif isinstance(err, OSError | ValueError | KeyError):
+        # missing/unreadable files, SpcaFormatError, ScdeepclustInputError, bad options
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        message, code = text, EXIT_INPUT
+    else:
+        message = f"unexpected {type(err).__name__}: {err}"
+        if not debug:
+            message += " (run with --debug for the traceback)"
+        code = EXIT_FAILURE
+    message = " ".join(str(message).split())  # one line
+    if what:
+        message = f"{what}: {message}"
+    if path is not None and path.name not in message:
+        message = f"{path}: {message}"
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+# ----------------------------------------------------------------------------- cluster
+
+
+def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
+    from . import metrics, pl
+    from ._io_write import save_figure_atomic, write_h5ad_atomic, write_text_atomic
+    from .io import read_spca
+
+    sample = _sample_name(path)
+    key = OBS_KEYS[args.method]
+    log(f"{sample}: reading {path}")
+    adata = read_spca(path, sample=sample)
+    n_truth = _n_truth_classes(adata)
+    if args.n_clusters is not None:
+        k, source = args.n_clusters, "--n-clusters"
+    elif n_truth is not None and n_truth >= 2:
+        k, source = n_truth, "truth classes"
+    elif args.method == "deep":
+        k, source = None, "estimated"
+    else:
+        why = "has no truth labels" if n_truth is None else f"has {n_truth} truth class"
+        raise CliError(
+            f"--method {args.method} needs --n-clusters: {path} {why} to take the number of "
+            "clusters from (only --method deep estimates it)"
+        )
+    log(
+        f"{sample}: {adata.n_obs} spots x {adata.n_vars} genes; running {args.method} "
+        f"with {k if k is not None else 'an estimated number of'} clusters ({source})"
+    )
+    seconds = _run_method(
+        adata, args.method, k, seed=args.seed, device=args.device, verbose=log.bars
+    )
+    found = int(adata.obs[key].nunique())
+    has_truth = bool(n_truth)
+    adata.uns["scdeepclust_cli"] = {
+        "command": "cluster",
+        "method": args.method,
+        "obs_key": key,
+        "n_clusters": None if k is None else int(k),
+        "n_clusters_source": source,
+        "seed": args.seed,
+        "seconds": seconds,
+        "version": __version__,
+    }
+
+    h5ad = write_h5ad_atomic(adata, out / f"{sample}.h5ad", overwrite=args.overwrite)
+    keys = ["truth", key] if has_truth else [key]
+    fig = pl.spatial_compare(adata, keys)
+    save_figure_atomic(fig, out / f"{sample}.png", overwrite=args.overwrite)
+    summary = f"{sample}: {key}, {found} clusters, {seconds:.1f} s"
+    if has_truth:
+        res = metrics.score(adata, key)
+        record = {
+            "sample": sample,
+            "method": args.method,
+            "obs_key": key,
+            "seed": args.seed,
+            "seconds": seconds,
+            **res,
+        }
+        write_text_atomic(
+            json.dumps(record, indent=2) + "\n",
+            out / f"{sample}_scores.json",
+            overwrite=args.overwrite,
+        )
+        write_text_atomic(
+            pd.DataFrame([record]).to_csv(index=False),
+            out / f"{sample}_scores.csv",
+            overwrite=args.overwrite,
+        )
+        summary += f", ARI {res['ari']:.3f}, NMI {res['nmi']:.3f}"
+    print(f"{summary} -> {h5ad}", flush=True)
+
+
+def _cmd_cluster(args, log: _Log) -> int:
+    files = _expand_inputs(args.files)
+    out = _out_dir(args.out)
+    outputs = [
+        out / f"{_sample_name(f)}{suffix}"
+        for f in files
+        for suffix in (".h5ad", ".png", "_scores.json", "_scores.csv")
+    ]
+    _check_outputs(outputs, args.overwrite)
+    code = EXIT_OK
+    for path in files:
+        try:
+            _cluster_one(path, args, out, log)
+        except Exception as err:  # one failed file does not stop the others
+            code = max(code, _report(err, args.debug, path))
+    return code
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+def _cmd_bench(args, log: _Log) -> int:
+    from . import metrics, pl
+    from ._io_write import save_figure_atomic, write_text_atomic
+    from .io import read_spca
+
+    files = _expand_inputs(args.inputs)
+    out = _out_dir(args.out)
+    methods = list(dict.fromkeys(args.methods))
+    seeds = list(dict.fromkeys(args.seeds))
+    paths = {ext: out / f"bench.{ext}" for ext in ("csv", "md", "png")}
+    _check_outputs(list(paths.values()), args.overwrite)
+
+    rows, code = [], EXIT_OK
+    for path in files:
+        sample = _sample_name(path)
+        try:
+            adata = read_spca(path, sample=sample)
+        except Exception as err:
+            code = max(code, _report(err, args.debug, path))
+            continue
+        k = _n_truth_classes(adata)
+        if not k or k < 2:
+            log(f"{sample}: skipped (no truth labels with at least 2 classes)")
+            continue
+        for method in methods:
+            for seed in seeds:
+                log(f"{sample}: {method}, seed {seed}, {k} clusters")
+                try:
+                    seconds = _run_method(
+                        adata, method, k, seed=seed, device=args.device, verbose=False
+                    )
+                    res = metrics.score(adata, OBS_KEYS[method])
+                except Exception as err:
+                    code = max(code, _report(err, args.debug, path, method))
+                    continue
+                rows.append(
+                    {
+                        "sample": sample,
+                        "method": method,
+                        "seed": seed,
+                        "ari": res["ari"],
+                        "nmi": res["nmi"],
+                        "seconds": seconds,
+                    }
+                )
+    if not rows:
+        raise CliError("nothing to benchmark: no input file has truth labels (obs 'truth')")
+
+    table = pd.DataFrame(rows, columns=BENCH_COLUMNS)
+    summary = (
+        table.groupby("method", sort=False)
+        .agg(
+            ari=("ari", "mean"),
+            nmi=("nmi", "mean"),
+            seconds=("seconds", "mean"),
+            runs=("ari", "size"),
+        )
+        .reset_index()
+        .sort_values("ari", ascending=False)
+    )
+    n_samples = table["sample"].nunique()
+    text = (
+        f"# scdeepclust bench\n\n{n_samples} sample(s), methods {', '.join(methods)}, "
+        f"seeds {', '.join(map(str, seeds))}; the number of clusters is the number of truth "
+        "classes of each sample.\n\n## Mean over samples and seeds\n\n"
+        f"{_markdown(summary)}\n\n## All runs\n\n{_markdown(table)}\n"
+    )
+    write_text_atomic(table.to_csv(index=False), paths["csv"], overwrite=args.overwrite)
+    write_text_atomic(text, paths["md"], overwrite=args.overwrite)
+    fig = pl.scores(table, title=f"scdeepclust bench ({n_samples} sample(s))")
+    save_figure_atomic(fig, paths["png"], overwrite=args.overwrite)
+    print(_markdown(summary), flush=True)
+    log(f"wrote {paths['csv']}, {paths['md']} and {paths['png']}")
+    return code
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def _cmd_demo(args, log: _Log) -> int:
+    from . import datasets, metrics, pl
+    from ._io_write import save_figure_atomic, write_h5ad_atomic, write_text_atomic
+
+    out = _out_dir(args.out)
+    stamp = out / DEMO_STAMP
+    # a folder holding an earlier demo run is the demo's own: re-running replaces its files
+    overwrite = args.overwrite or stamp.exists()
+    paths = {name: out / name for name in DEMO_OUTPUTS}
+    _check_outputs(list(paths.values()), overwrite)
+    start = time.perf_counter()
+    log(f"simulating {args.n_obs} spots x 500 genes in 5 layered domains (seed {args.seed})")
+    adata = datasets.synthetic(args.n_obs, random_state=args.seed)
+    k = _n_truth_classes(adata)
+    write_text_atomic(
+        "Outputs of `scdeepclust demo`; a new demo run replaces them.\n", stamp, overwrite=True
+    )
+    rows = []
+    for method in ("deep", "pca_kmeans"):
+        key = OBS_KEYS[method]
+        log(f"running {key} with {k} clusters")
+        seconds = _run_method(
+            adata, method, k, seed=args.seed, device=args.device, verbose=log.bars
+        )
+        rows.append({"method": key, **metrics.score(adata, key), "seconds": seconds})
+    table = pd.DataFrame(rows)
+
+    write_h5ad_atomic(adata, paths["demo.h5ad"], overwrite=overwrite)
+    fig = pl.spatial_compare(adata, ["truth", "deep_cluster", "pca_kmeans"])
+    save_figure_atomic(fig, paths["demo.png"], overwrite=overwrite)
+    save_figure_atomic(
+        pl.history(adata, "deep_cluster"), paths["demo_history.png"], overwrite=overwrite
+    )
+    write_text_atomic(table.to_csv(index=False), paths["demo_scores.csv"], overwrite=overwrite)
+    shown = table[["method", "ari", "nmi", "acc", "n_clusters", "seconds"]]
+    print(_markdown(shown), flush=True)
+    log(f"wrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - start:.1f} s")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- parser
+
+_EPILOG = """\
+exit status: 0 success, 2 bad input (missing or malformed file, bad option, an output that
+already exists without --overwrite), 1 unexpected failure. Errors are printed as one line
+'scdeepclust: error: ...'; add --debug for the traceback.
+"""
+
+
+def _common(parser: argparse.ArgumentParser, *, out_default: str | None) -> None:
+    if out_default is None:
+        parser.add_argument(
+            "--out", "-o", required=True, metavar="DIR", help="output folder (created when missing)"
+        )
+    else:
+        parser.add_argument(
+            "--out",
+            "-o",
+            default=out_default,
+            metavar="DIR",
+            help="output folder (created when missing; default: %(default)s)",
+        )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (default: refuse and stop)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="torch device of the deep model: auto (GPU when available), "
+        "cpu, cuda or cuda:N (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress messages, progress bars or warnings on stderr",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and all warnings")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``scdeepclust`` command."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog=PROG,
+        description="Spatially aware deep clustering of spatial transcriptomics into tissue "
+        "domains. Run 'scdeepclust COMMAND --help' for the options of a command.",
+        epilog=_EPILOG,
+        formatter_class=fmt,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "cluster",
+        help="cluster samples with one method",
+        formatter_class=fmt,
+        description="Cluster each spca .h5 sample (read with scdeepclust.read_spca) into "
+        "tissue domains and write, per sample:\n"
+        "  <sample>.h5ad              the data with labels in obs['<method>'] (deep: "
+        "obs['deep_cluster'])\n"
+        "  <sample>.png               spatial map: truth vs prediction (prediction alone "
+        "without truth)\n"
+        "  <sample>_scores.json/.csv  ARI, NMI, accuracy, ... against the truth (files with "
+        "truth only)\n"
+        "The sample name is the file name without '.h5' and a leading 'sample_'.\n"
+        "The number of clusters: --n-clusters, else the number of truth classes of the file; "
+        "without truth, --method deep estimates it and the others need --n-clusters.\n"
+        "A file that fails is reported and the others are still processed.",
+        epilog="example:\n  scdeepclust cluster data/sample_151673.h5 --out results "
+        "--method deep --seed 0\n\n" + _EPILOG,
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="spca .h5 files (a folder stands for its *.h5 files)",
+    )
+    p.add_argument(
+        "--method",
+        "-m",
+        choices=METHODS,
+        default="deep",
+        help="clustering method (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-clusters",
+        "-k",
+        type=_positive_int(2),
+        metavar="K",
+        help="number of clusters (default: number of truth classes)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    _common(p, out_default=None)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmark methods on samples with truth",
+        formatter_class=fmt,
+        description="Run every method with every seed on every sample that has truth labels "
+        "(others are skipped), with as many clusters as truth classes, and write:\n"
+        "  bench.csv  one row per run: sample, method, seed, ari, nmi, seconds\n"
+        "  bench.md   the mean per method and all runs, as markdown tables\n"
+        "  bench.png  ARI and NMI per sample and method (scdeepclust.pl.scores)\n"
+        "For the full benchmark see benchmarks/domains.py.",
+        epilog="example:\n  scdeepclust bench data/ --out bench --methods deep pca_kmeans "
+        "--seeds 0 1 2\n\n" + _EPILOG,
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="DIR_OR_FILE", help="spca .h5 files or folders of them"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        metavar="METHOD",
+        help=f"methods to run, among {', '.join(METHODS)} (default: all)",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        metavar="SEED",
+        help="random seeds, one run each (default: 0)",
+    )
+    _common(p, out_default=None)
+
+    p = sub.add_parser(
+        "demo",
+        help="end-to-end demo on synthetic data (about 30 s on 2 CPU cores)",
+        formatter_class=fmt,
+        description="Simulate a tissue with 5 layered domains (scdeepclust.datasets.synthetic),"
+        " cluster it with deep_cluster and the pca_kmeans baseline, print the scores and write "
+        "demo.h5ad, demo.png (truth vs deep_cluster vs pca_kmeans), demo_history.png "
+        "(training curves) and demo_scores.csv.\n\n"
+        "Re-running the demo into the same folder replaces the outputs of the earlier demo "
+        f"run (recognised by the file {DEMO_STAMP} the demo leaves there); files of the same "
+        "names that the demo did not write are only replaced with --overwrite.",
+        epilog="example:\n  scdeepclust demo --out demo_output\n\n" + _EPILOG,
+    )
+    p.add_argument(
+        "--n-obs",
+        type=_positive_int(50),
+        default=3000,
+        metavar="N",
+        help="number of spots (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    _common(p, out_default="demo_output")
+    return parser
+
+
+_COMMANDS = {"cluster": _cmd_cluster, "bench": _cmd_bench, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``scdeepclust`` command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+    except CliError as err:
+        return _report(err, debug)
+    except SystemExit as exit_:  # --help, --version
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    log = _Log(args.quiet)
+    with _warnings_as_lines(args.quiet, args.debug):
+        try:
+            return _COMMANDS[args.command](args, log)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:
+            return _report(err, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
