@@ -114,3 +114,25 @@ def test_ae_embed_models(small_adata, model):
 def test_unknown_model_lists_choices(small_adata):
     with pytest.raises(ValueError, match="valid choices are 'ae', 'vae', 'zinb', 'nb'"):
         sdc.tl.deep_cluster(small_adata, 3, model="gan")
+
+
+def _two_slices():
+    import anndata as ad
+
+    a = sdc.datasets.synthetic(n_obs=900, n_vars=120, n_domains=3, random_state=1)
+    b = sdc.datasets.synthetic(n_obs=900, n_vars=120, n_domains=3, random_state=1)
+    b.X = b.X * 3  # a deeper-sequenced second slice
+    joint = ad.concat({"s1": a, "s2": b}, label="sample", index_unique="-")
+    return joint
+
+
+def test_joint_slices_graph_within_samples_and_domains_found():
+    joint = _two_slices()
+    sdc.tl.deep_cluster(joint, 3, batch_key="sample", **FAST)
+    assert joint.uns["deep_cluster"]["graph"] == "built"
+    for sample in ("s1", "s2"):
+        part = joint[joint.obs["sample"] == sample]
+        assert sdc.metrics.score(part, "deep_cluster")["ari"] > 0.75
+    # identical tissue in both slices: the same spot gets the same domain in both
+    labels = joint.obs["deep_cluster"].to_numpy()
+    assert (labels[:900] == labels[900:]).mean() > 0.9
