@@ -38,6 +38,7 @@ bench-transfer: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/joint.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
