@@ -12,8 +12,11 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from matplotlib.figure import Figure
+from threadpoolctl import threadpool_limits
 
+import scdeepclust as sdc
 from scdeepclust import cli
 from scdeepclust._io_write import (
     sanitize_uns,
@@ -33,6 +36,29 @@ def _write_spca(path: Path, n_obs: int = 600, n_vars: int = 150, *, truth: bool 
             f["Y"] = np.array([s.encode() for s in adata.obs["truth"].astype(str)])
         f["pos"] = adata.obsm["spatial"].T
     return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One BLAS/OpenMP/torch thread: on a busy shared machine, spinning threads of tiny
+    problems cost seconds each (the behaviour under test does not depend on threads)."""
+    n_torch = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n_torch)
+
+
+@pytest.fixture
+def short_training(monkeypatch):
+    """deep_cluster with few epochs: these tests check the command, not the model."""
+    deep_cluster = sdc.tl.deep_cluster
+
+    def quick(*args, **kwargs):
+        kwargs.update(epochs=30, refine_epochs=5)
+        return deep_cluster(*args, **kwargs)
+
+    monkeypatch.setattr(sdc.tl, "deep_cluster", quick)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +132,7 @@ def test_no_command(run):
 def test_cluster_pca_kmeans(run, data_dir, tmp_path):
     out = tmp_path / "out"
     code, stdout, err = run(
-        "cluster", data_dir / "sample_s1.h5", "--out", out, "--method", "pca_kmeans"
+        "cluster", data_dir / "sample_s1.h5", "--out", out, "--method", "pca_kmeans", "--threads", 1
     )
     assert code == 0, err
     assert "s1: reading" in err  # progress on stderr
@@ -187,14 +213,15 @@ def test_cluster_bad_files(run, data_dir, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["cluster", "{missing}", "--out", "{out}"], "no such file"),
+        (["cluster", "{missing}", "--out", "{out}", "-m", "pca_kmeans"], "no such file"),
         (["cluster", "{file}", "--out", "{out}", "--method", "magic"], "invalid choice"),
-        (["cluster", "{file}", "--out", "{out}", "-k", "1"], "at least 2"),
-        (["cluster", "{file}", "--out", "{out}", "-k", "two"], "expected an integer"),
+        (["cluster", "{file}", "--out", "{out}", "-m", "pca_kmeans", "-k", "1"], "at least 2"),
+        (["cluster", "{file}", "--out", "{out}", "-m", "kmeans", "-k", "x"], "expected an integer"),
         (["cluster", "{file}", "--out", "{out}", "-m", "pca_kmeans", "-k", "100000"], "n_obs"),
-        (["cluster", "{file}", "{file}", "--out", "{out}"], "same sample name"),
-        (["cluster", "{file}"], "--out"),
-        (["demo", "--n-obs", "10", "--out", "{out}"], "at least 50"),
+        (["cluster", "{file}", "{copy}", "--out", "{out}", "-m", "kmeans"], "same sample name"),
+        (["cluster", "{file}", "-m", "pca_kmeans"], "--out"),
+        (["bench", "{file}", "--out", "{out}", "--seeds", "x"], "invalid int"),
+        (["demo", "--out", "{out}", "--n-obs", "10"], "at least 50"),
     ],
 )
 def test_bad_input_is_one_line(run, data_dir, tmp_path, argv, expected):
@@ -202,13 +229,16 @@ def test_bad_input_is_one_line(run, data_dir, tmp_path, argv, expected):
         "missing": tmp_path / "missing.h5",
         "out": tmp_path / "o",
         "file": data_dir / "sample_s1.h5",
+        "copy": tmp_path / "s1.h5",  # same sample name as sample_s1.h5
     }
+    shutil.copy(names["file"], names["copy"])
     code, _, err = run(*[a.format(**names) for a in argv], "-q")
     assert code == 2
     assert expected in _one_error_line(err)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_cluster_deep(run, tmp_path):
+def test_cluster_deep(run, tmp_path, short_training):
     path = _write_spca(tmp_path / "small.h5", n_obs=300, n_vars=100)
     code, stdout, err = run("cluster", path, "--out", tmp_path / "o", "--device", "cpu")
     assert code == 0, err
@@ -263,7 +293,7 @@ def test_bench_needs_truth(run, data_dir, tmp_path):
 # ----------------------------------------------------------------------------- demo
 
 
-def test_demo(run, tmp_path):
+def test_demo(run, tmp_path, short_training):
     out = tmp_path / "demo"
     code, stdout, err = run("demo", "--out", out, "--n-obs", 300, "--device", "cpu", "-q")
     assert code == 0, err

@@ -20,12 +20,14 @@ from __future__ import annotations
 import re
 
 import h5py
+import numba
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 from anndata import AnnData
+from threadpoolctl import threadpool_limits
 
 import scdeepclust as sdc
 from scdeepclust import metrics, pl, pp, tl
@@ -39,12 +41,15 @@ TINY_DC = dict(TINY, refine_epochs=3)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Keep torch on one thread: the machine's two cores are shared."""
-    n = torch.get_num_threads()
+def _single_threaded():
+    """One thread for torch, BLAS and OpenMP: tiny problems, and the CPU cores are shared."""
+    n_torch, n_numba = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    numba.set_num_threads(1)  # Scanpy's parallel numba kernels, whose idle threads spin
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n_torch)
+    numba.set_num_threads(n_numba)
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +196,9 @@ def test_bad_counts_rejected(adata, name, bad, sparse):
     X[5, 7] = {"nan": np.nan, "inf": np.inf, "negative": -1.0}[bad]
     adata.X = sp.csr_matrix(X) if sparse else X
     match = "negative values" if bad == "negative" else "NaN or inf"
-    with pytest.raises(ScdeepclustInputError, match=rf"{re.escape(name)}: adata\.X contains {match}"):
+    with pytest.raises(
+        ScdeepclustInputError, match=rf"{re.escape(name)}: adata\.X contains {match}"
+    ):
         ANNDATA_FUNCS[name](adata)
 
 
@@ -259,9 +266,13 @@ def test_as_many_clusters_as_observations_is_allowed(adata):
 
 
 def test_unknown_model_init_layout_device_and_join(adata):
-    with pytest.raises(ScdeepclustInputError, match="unknown model 'gan'.*'ae', 'vae', 'zinb', 'nb'"):
+    with pytest.raises(
+        ScdeepclustInputError, match="unknown model 'gan'.*'ae', 'vae', 'zinb', 'nb'"
+    ):
         tl.ae_embed(adata, model="gan", **TINY)
-    with pytest.raises(ScdeepclustInputError, match="unknown model 'gan'.*'ae', 'vae', 'zinb', 'nb'"):
+    with pytest.raises(
+        ScdeepclustInputError, match="unknown model 'gan'.*'ae', 'vae', 'zinb', 'nb'"
+    ):
         tl.deep_cluster(adata, 3, model="gan", **TINY_DC)
     with pytest.raises(ScdeepclustInputError, match="unknown init 'spectral'.*'gmm', 'kmeans'"):
         tl.deep_cluster(adata, 3, init="spectral", **TINY_DC)

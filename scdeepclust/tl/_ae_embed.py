@@ -87,6 +87,7 @@ def ae_embed(
     key_added: str = "X_ae",
     random_state: int = 0,
     device: str = "auto",
+    n_threads: int | None = 1,
     verbose: bool = True,
     copy: bool = False,
 ) -> AnnData | None:
@@ -120,6 +121,9 @@ def ae_embed(
         Seed; the same seed gives the same result on CPU. Global RNG state is preserved.
     device
         ``"auto"`` (GPU when available), ``"cpu"`` or ``"cuda"``.
+    n_threads
+        CPU threads for torch during training (restored afterwards); one is fastest for
+        these small networks. ``None`` keeps torch's setting.
     verbose
         Progress bars.
     copy
@@ -153,7 +157,7 @@ def ae_embed(
     counts = adata.X if model in ("zinb", "nb") else None
     if counts is not None and not hasattr(counts, "tocsr"):
         counts = to_dense_float32(counts)
-    with torch.random.fork_rng(devices=[]):
+    with snn.limited_threads(n_threads), torch.random.fork_rng(devices=[]):
         generator = seeded(random_state, torch_device)
         trained = train_embedding(
             inputs.features,
@@ -187,6 +191,7 @@ def ae_embed(
             "batch_size": batch_size,
             "lr": lr,
             "random_state": random_state,
+            "n_threads": n_threads,
         },
         "history": {"pretrain_loss": trained.losses},
         "graph": inputs.graph_source,

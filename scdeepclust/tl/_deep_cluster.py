@@ -94,6 +94,7 @@ def deep_cluster(
     key_added: str = "deep_cluster",
     random_state: int = 0,
     device: str = "auto",
+    n_threads: int | None = 1,
     verbose: bool = True,
     copy: bool = False,
 ) -> AnnData | None:
@@ -144,6 +145,9 @@ def deep_cluster(
         Seed; the same seed gives identical labels on CPU. Global RNG state is preserved.
     device
         ``"auto"`` (GPU when available), ``"cpu"`` or ``"cuda"``.
+    n_threads
+        CPU threads for torch during training (restored afterwards); one is fastest for
+        these small networks. ``None`` keeps torch's setting.
     verbose
         Progress bars.
     copy
@@ -180,7 +184,7 @@ def deep_cluster(
         counts = to_dense_float32(counts)
     collapse_log: list[dict] = []
 
-    with torch.random.fork_rng(devices=[]):
+    with snn.limited_threads(n_threads), torch.random.fork_rng(devices=[]):
         generator = seeded(random_state, torch_device)
         trained = train_embedding(
             inputs.features,
@@ -273,6 +277,7 @@ def deep_cluster(
             "lr": lr,
             "leiden_resolution": leiden_resolution,
             "random_state": random_state,
+            "n_threads": n_threads,
         },
         "n_clusters": int(n_clusters),
         "n_clusters_source": k_source,
