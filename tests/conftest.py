@@ -14,6 +14,26 @@ import scdeepclust as sdc  # noqa: E402
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _single_threaded():
+    """One thread for torch, numba and BLAS: the problems are tiny and CI has two cores.
+
+    Scanpy's parallel numba kernels leave idle threads spinning, which slows torch down
+    many times over on few cores; one thread everywhere keeps the suite fast.
+    """
+    import numba
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n_torch, n_numba = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n_torch)
+    numba.set_num_threads(n_numba)
+
+
 @pytest.fixture
 def small_adata():
     """900 spots, 120 genes, 3 layered domains (fresh object per test)."""

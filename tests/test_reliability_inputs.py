@@ -20,14 +20,11 @@ from __future__ import annotations
 import re
 
 import h5py
-import numba
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import torch
 from anndata import AnnData
-from threadpoolctl import threadpool_limits
 
 import scdeepclust as sdc
 from scdeepclust import metrics, pl, pp, tl
@@ -38,18 +35,6 @@ N_OBS = 400
 TINY = dict(epochs=5, n_top_genes=30, n_pcs=10, n_comps=8, n_latent=4, hidden=(16,))
 TINY.update(verbose=False, device="cpu")
 TINY_DC = dict(TINY, refine_epochs=3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded():
-    """One thread for torch, BLAS and OpenMP: tiny problems, and the CPU cores are shared."""
-    n_torch, n_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)  # Scanpy's parallel numba kernels, whose idle threads spin
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n_torch)
-    numba.set_num_threads(n_numba)
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,12 @@ import re
 import warnings
 from collections.abc import Mapping
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 from anndata import AnnData
-from threadpoolctl import threadpool_limits
 
 import scdeepclust as sdc
 import scdeepclust.nn as snn
@@ -100,18 +98,6 @@ CASES = {
 }
 WRITERS = sorted(name for name, (_, outputs, _) in CASES.items() if outputs)
 ATTRS = ("obs", "var", "obsm", "obsp", "layers", "uns")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded():
-    """One thread for torch, BLAS and OpenMP: tiny problems, and the CPU cores are shared."""
-    n_torch, n_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)  # Scanpy's parallel numba kernels, whose idle threads spin
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n_torch)
-    numba.set_num_threads(n_numba)
 
 
 @pytest.fixture(autouse=True)

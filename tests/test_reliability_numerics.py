@@ -9,12 +9,9 @@ message that says what to do.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
-from threadpoolctl import threadpool_limits
 
 import scdeepclust as sdc
 import scdeepclust.nn as snn
@@ -26,18 +23,6 @@ TINY = dict(epochs=5, n_top_genes=30, n_pcs=10, n_comps=8, n_latent=4, hidden=(1
 TINY.update(verbose=False, device="cpu")
 TINY_DC = dict(TINY, refine_epochs=3)
 VARIANTS = ["huge_float32", "huge_int64", "zero_spots", "constant_genes", "float16", "int64"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded():
-    """One thread for torch, BLAS and OpenMP: tiny problems, and the CPU cores are shared."""
-    n_torch, n_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)  # Scanpy's parallel numba kernels, whose idle threads spin
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n_torch)
-    numba.set_num_threads(n_numba)
 
 
 @pytest.fixture(scope="module")

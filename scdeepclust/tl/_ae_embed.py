@@ -11,6 +11,7 @@ from anndata import AnnData
 
 from .. import nn as snn
 from .._utils import check_adata, check_choice, to_dense_float32, warn_if_overwriting
+from ._inputs import ModelInputs, prepare_inputs
 
 MODELS = ("ae", "vae", "zinb", "nb")
 
@@ -59,6 +60,57 @@ def train_embedding(
     losses = snn.pretrain(module, inputs, targets, config, generator, desc=f"pretrain {model}")
     latent = snn.encode(module, inputs).cpu().numpy()
     return TrainedEmbedding(module, inputs, targets, latent, losses, device)
+
+
+@dataclass
+class EmbeddingJob:
+    """Validated inputs of a deep tool: features, counts (count models), config and device."""
+
+    model: str
+    inputs: ModelInputs
+    counts: object
+    config: snn.TrainConfig
+    device: torch.device
+
+    def train(self, *, hidden, n_latent: int, generator: torch.Generator) -> TrainedEmbedding:
+        """Pretrain a fresh autoencoder on this job's data."""
+        return train_embedding(
+            self.inputs.features,
+            self.counts,
+            model=self.model,
+            hidden=hidden,
+            n_latent=n_latent,
+            config=self.config,
+            generator=generator,
+            device=self.device,
+        )
+
+
+def prepare_job(
+    adata: AnnData,
+    *,
+    func: str,
+    model: str,
+    device: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    verbose: bool,
+    **feature_options,
+) -> EmbeddingJob:
+    """Validate ``adata`` and ``model``, build the model inputs and the training config.
+
+    ``feature_options`` are passed to :func:`scdeepclust.tl._inputs.prepare_inputs`.
+    """
+    check_adata(adata, func=func)
+    check_choice(model, MODELS, name="model", func=func)
+    torch_device = snn.resolve_device(device)
+    inputs = prepare_inputs(adata, func=func, **feature_options)
+    counts = adata.X if model in ("zinb", "nb") else None
+    if counts is not None and not hasattr(counts, "tocsr"):
+        counts = to_dense_float32(counts)
+    config = snn.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, verbose=verbose)
+    return EmbeddingJob(model, inputs, counts, config, torch_device)
 
 
 def seeded(random_state: int, device: torch.device) -> torch.Generator:
@@ -133,15 +185,13 @@ def ae_embed(
     -------
     None, or the modified copy when ``copy=True``.
     """
-    from ._inputs import prepare_inputs
-
     func = "tl.ae_embed"
-    check_adata(adata, func=func)
-    check_choice(model, MODELS, name="model", func=func)
     start = time.perf_counter()
-    torch_device = snn.resolve_device(device)
-    inputs = prepare_inputs(
+    job = prepare_job(
         adata,
+        func=func,
+        model=model,
+        device=device,
         spatial=spatial,
         n_top_genes=n_top_genes,
         n_pcs=n_pcs,
@@ -151,24 +201,14 @@ def ae_embed(
         n_neighs=n_neighs,
         batch_key=batch_key,
         random_state=random_state,
-        func=func,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        verbose=verbose,
     )
-    config = snn.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, verbose=verbose)
-    counts = adata.X if model in ("zinb", "nb") else None
-    if counts is not None and not hasattr(counts, "tocsr"):
-        counts = to_dense_float32(counts)
     with snn.limited_threads(n_threads), torch.random.fork_rng(devices=[]):
-        generator = seeded(random_state, torch_device)
-        trained = train_embedding(
-            inputs.features,
-            counts,
-            model=model,
-            hidden=hidden,
-            n_latent=n_latent,
-            config=config,
-            generator=generator,
-            device=torch_device,
-        )
+        generator = seeded(random_state, job.device)
+        trained = job.train(hidden=hidden, n_latent=n_latent, generator=generator)
     adata = adata.copy() if copy else adata
     uns_key = key_added.removeprefix("X_")
     warn_if_overwriting(adata, "obsm", key_added, func=func)
@@ -194,8 +234,8 @@ def ae_embed(
             "n_threads": n_threads,
         },
         "history": {"pretrain_loss": trained.losses},
-        "graph": inputs.graph_source,
+        "graph": job.inputs.graph_source,
         "seconds": float(time.perf_counter() - start),
-        "device": str(torch_device),
+        "device": str(job.device),
     }
     return adata if copy else None

@@ -12,12 +12,11 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
 from .. import nn as snn
-from .._utils import check_adata, check_choice, check_n_clusters, to_dense_float32
+from .._utils import check_adata, check_choice, check_n_clusters
 from ..pp._spatial_neighbors import row_normalized
-from ._ae_embed import MODELS, seeded, train_embedding
+from ._ae_embed import prepare_job, seeded
 from ._collapse import detect_collapse
 from ._graph_clustering import community_labels, knn_graph_adata
-from ._inputs import prepare_inputs
 from ._record import write_clustering
 
 INITS = ("gmm", "kmeans")
@@ -160,13 +159,14 @@ def deep_cluster(
     """
     func = "tl.deep_cluster"
     check_adata(adata, func=func)
-    check_choice(model, MODELS, name="model", func=func)
     check_choice(init, INITS, name="init", func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func)
     start = time.perf_counter()
-    torch_device = snn.resolve_device(device)
-    inputs = prepare_inputs(
+    job = prepare_job(
         adata,
+        func=func,
+        model=model,
+        device=device,
         spatial=spatial,
         n_top_genes=n_top_genes,
         n_pcs=n_pcs,
@@ -176,28 +176,20 @@ def deep_cluster(
         n_neighs=n_neighs,
         batch_key=batch_key,
         random_state=random_state,
-        func=func,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        verbose=verbose,
     )
-    config = snn.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, verbose=verbose)
-    counts = adata.X if model in ("zinb", "nb") else None
-    if counts is not None and not hasattr(counts, "tocsr"):
-        counts = to_dense_float32(counts)
     collapse_log: list[dict] = []
 
     with snn.limited_threads(n_threads), torch.random.fork_rng(devices=[]):
-        generator = seeded(random_state, torch_device)
-        trained = train_embedding(
-            inputs.features,
-            counts,
-            model=model,
-            hidden=hidden,
-            n_latent=n_latent,
-            config=config,
-            generator=generator,
-            device=torch_device,
-        )
-        reasons = detect_collapse(None, 1, trained.latent)
-        if reasons:
+        for attempt in range(2):
+            generator = seeded(random_state + attempt, job.device)
+            trained = job.train(hidden=hidden, n_latent=n_latent, generator=generator)
+            reasons = detect_collapse(None, 1, trained.latent)
+            if not reasons or attempt:
+                break
             collapse_log.append(
                 {
                     "stage": "pretrain",
@@ -211,17 +203,6 @@ def deep_cluster(
                 UserWarning,
                 stacklevel=2,
             )
-            generator = seeded(random_state + 1, torch_device)
-            trained = train_embedding(
-                inputs.features,
-                counts,
-                model=model,
-                hidden=hidden,
-                n_latent=n_latent,
-                config=config,
-                generator=generator,
-                device=torch_device,
-            )
         k_source = "given"
         if n_clusters is None:
             n_clusters = estimate_n_clusters(
@@ -233,7 +214,7 @@ def deep_cluster(
         )
         smooth = None
         if spatial and smooth_assignments:
-            operator = snn.to_device_tensor(row_normalized(inputs.graph), torch_device)
+            operator = snn.to_device_tensor(row_normalized(job.inputs.graph), job.device)
 
             def smooth(q):
                 return torch.sparse.mm(operator, q)
@@ -243,7 +224,7 @@ def deep_cluster(
             centroids,
             init_labels,
             n_clusters,
-            config,
+            job.config,
             generator,
             smooth=smooth,
             refine_epochs=refine_epochs,
@@ -289,9 +270,9 @@ def deep_cluster(
         },
         "converged": bool(dec.converged) if dec else False,
         "collapse": {"detected": bool(collapse_log), "events": collapse_log},
-        "graph": inputs.graph_source,
+        "graph": job.inputs.graph_source,
         "seconds": float(time.perf_counter() - start),
-        "device": str(torch_device),
+        "device": str(job.device),
         "random_state": random_state,
     }
     adata = adata.copy() if copy else adata

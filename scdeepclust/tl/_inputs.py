@@ -79,9 +79,16 @@ def prepare_inputs(
                 f"{func}: obsp['spatial_connectivities'] has shape {graph.shape}, "
                 f"expected ({adata.n_obs}, {adata.n_obs})."
             )
-    pcs = expression_pcs(
-        adata.X, n_comps=n_pcs, n_top_genes=n_top_genes, batches=batches, random_state=random_state
-    )
+    try:
+        pcs = expression_pcs(
+            adata.X,
+            n_comps=n_pcs,
+            n_top_genes=n_top_genes,
+            batches=batches,
+            random_state=random_state,
+        )
+    except ScdeepclustInputError as err:
+        raise ScdeepclustInputError(f"{func}: {err}") from err
     features = spatial_embedding(pcs, graph, lam=lam, hops=hops) if spatial else pcs
     n_comps = int(min(n_comps, features.shape[0] - 1, features.shape[1]))
     if n_comps < features.shape[1]:

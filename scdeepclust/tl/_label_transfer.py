@@ -24,7 +24,7 @@ from .._utils import (
     warn_if_overwriting,
 )
 from ..metrics import _is_missing
-from ..pp._features import _standardize, spatial_embedding
+from ..pp._features import _standardize, neighbor_average, spatial_embedding
 from ..pp._normalize import highly_variable, log_normalize
 from ..pp._spatial_neighbors import _knn_graph, row_normalized
 from ._ae_embed import seeded
@@ -131,15 +131,21 @@ def slice_features(
     lam: float,
     hops: int,
     n_neighs: int,
+    pca_hops: int,
     random_state: int,
 ) -> tuple[list[np.ndarray], list[sp.csr_matrix]]:
     """Spatially aware features of several slices in one shared space.
 
     Each slice is normalised on its own (library size + log1p, then per-gene z-scores
-    within the slice), the highly variable genes are ranked on the first ``n_rank`` slices,
-    a PCA is fitted on the first ``n_fit`` slices, and every slice's components are
-    concatenated with their averages over that slice's own spatial graph
+    within the slice) and gets its own ``n_neighs``-nearest-neighbour graph. The highly
+    variable genes are ranked on the first ``n_rank`` slices; the PCA axes are fitted on
+    the first ``n_fit`` slices' expression averaged over ``pca_hops`` hops of each spot's
+    neighbourhood (0: the spots' own expression), so they follow spatially coherent
+    variation rather than spot-level noise. Every slice's own expression is projected on
+    them and concatenated with its averages over the slice's graph
     (:func:`scdeepclust.pp.spatial_embedding`).
+
+    Returns the features and the graphs, one per slice.
     """
     lognorm = [log_normalize(X) for X in counts]
     ranked = lognorm[:n_rank]
@@ -147,13 +153,18 @@ def slice_features(
     stacked = sp.vstack(ranked) if sp.issparse(ranked[0]) else np.vstack(ranked)
     hvg = highly_variable(stacked, n_top_genes, pd.Series(batches) if n_rank > 1 else None)
     scaled = [_standardize(x[:, hvg], None) for x in lognorm]
-    fit = np.vstack(scaled[:n_fit])
+    graphs = [_knn_graph(c, n_neighs, None) for c in coords]
+    fit = np.vstack(
+        [
+            neighbor_average(x, g, hops=pca_hops) if pca_hops else x
+            for x, g in zip(scaled[:n_fit], graphs[:n_fit])
+        ]
+    )
     n_comps = int(min(n_comps, fit.shape[0] - 1, fit.shape[1]))
     if n_comps < 2:
         raise ScdeepclustInputError(f"{_FUNC}: too little data for PCA ({fit.shape}).")
     solver = "full" if min(fit.shape) <= 500 else "randomized"
     pca = PCA(n_components=n_comps, svd_solver=solver, random_state=random_state).fit(fit)
-    graphs = [_knn_graph(c, n_neighs, None) for c in coords]
     features = [
         spatial_embedding(pca.transform(x).astype(np.float32), g, lam=lam, hops=hops)
         for x, g in zip(scaled, graphs)
@@ -173,15 +184,17 @@ def label_transfer(
     hops: int = 2,
     n_neighs: int = 6,
     min_shared_genes: int = 100,
-    pca_fit: str = "joint",
-    hidden: tuple[int, ...] = (128, 32),
+    pca_fit: str = "reference",
+    pca_hops: int = 2,
+    hidden: tuple[int, ...] = (64,),
     dropout: float = 0.2,
     input_dropout: float = 0.1,
     label_smoothing: float = 0.1,
     epochs: int = 100,
     batch_size: int = 128,
     lr: float = 1e-3,
-    smooth: int = 1,
+    n_models: int = 3,
+    smooth: int = 2,
     random_state: int = 0,
     device: str = "auto",
     verbose: bool = True,
@@ -291,8 +304,15 @@ def label_transfer(
     if not references:
         raise ScdeepclustInputError(f"{_FUNC}: reference is an empty list.")
     check_choice(pca_fit, PCA_FIT, name="pca_fit", func=_FUNC)
-    if smooth < 0 or int(smooth) != smooth:
-        raise ScdeepclustInputError(f"{_FUNC}: smooth must be an integer >= 0, got {smooth!r}.")
+    for name, value, low in (
+        ("smooth", smooth, 0),
+        ("pca_hops", pca_hops, 0),
+        ("n_models", n_models, 1),
+    ):
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise ScdeepclustInputError(
+                f"{_FUNC}: {name} must be an integer >= {low}, got {value!r}."
+            )
     for i, a in enumerate([*references, query]):
         what = "query" if i == len(references) else f"reference {i}"
         check_adata(a, func=f"{_FUNC} ({what})")
@@ -325,6 +345,7 @@ def label_transfer(
         lam=lam,
         hops=hops,
         n_neighs=n_neighs,
+        pca_hops=pca_hops,
         random_state=random_state,
     )
     ref_features = np.vstack(features[:-1])
@@ -341,25 +362,31 @@ def label_transfer(
         label_smoothing=label_smoothing,
         verbose=verbose,
     )
-    with torch.random.fork_rng(devices=[]):
-        generator = seeded(random_state, torch_device)
-        model = snn.MLPClassifier(
-            ref_features.shape[1],
-            len(classes),
-            tuple(hidden),
-            dropout=dropout,
-            input_dropout=input_dropout,
-        ).to(torch_device)
-        x_train = snn.to_device_tensor(ref_features[annotated] / scale, torch_device)
-        y_train = torch.as_tensor(codes.astype(np.int64), device=torch_device)
-        result = snn.train_classifier(model, x_train, y_train, config, generator)
-        x_query = snn.to_device_tensor(features[-1] / scale, torch_device)
-        proba, hidden_rep = snn.classify(model, x_query)
-    proba = proba.cpu().numpy().astype(np.float32)
+    x_train = snn.to_device_tensor(ref_features[annotated] / scale, torch_device)
+    y_train = torch.as_tensor(codes.astype(np.int64), device=torch_device)
+    x_query = snn.to_device_tensor(features[-1] / scale, torch_device)
+    cuda = [torch_device.index or 0] if torch_device.type == "cuda" else []
+    probas, hiddens, results = [], [], []
+    with torch.random.fork_rng(devices=cuda):
+        for i in range(n_models):
+            generator = seeded(random_state + i, torch_device)
+            model = snn.MLPClassifier(
+                ref_features.shape[1],
+                len(classes),
+                tuple(hidden),
+                dropout=dropout,
+                input_dropout=input_dropout,
+            ).to(torch_device)
+            results.append(snn.train_classifier(model, x_train, y_train, config, generator))
+            p, h = snn.classify(model, x_query)
+            probas.append(p.cpu().numpy())
+            hiddens.append(h.cpu().numpy())
+    proba = np.mean(probas, axis=0, dtype=np.float64)
     if smooth:
         operator = row_normalized(graphs[-1], self_loops=True)
         for _ in range(int(smooth)):
-            proba = np.asarray(operator @ proba, dtype=np.float32)
+            proba = operator @ proba
+    proba = (proba / proba.sum(axis=1, keepdims=True)).astype(np.float32)
     predicted = proba.argmax(axis=1)
 
     query = query.copy() if copy else query
@@ -375,7 +402,7 @@ def label_transfer(
     query.obs[key_added] = pd.Categorical.from_codes(predicted, categories=classes)
     query.obs[conf_key] = proba.max(axis=1)
     query.obsm[proba_key] = proba
-    query.obsm[rep_key] = hidden_rep.cpu().numpy().astype(np.float32)
+    query.obsm[rep_key] = np.hstack(hiddens).astype(np.float32)
     query.uns[key_added] = {
         "classes": list(classes),
         "label_key": label_key,
@@ -391,6 +418,7 @@ def label_transfer(
             "n_neighs": n_neighs,
             "min_shared_genes": min_shared_genes,
             "pca_fit": pca_fit,
+            "pca_hops": pca_hops,
             "hidden": list(hidden),
             "dropout": dropout,
             "input_dropout": input_dropout,
@@ -398,12 +426,20 @@ def label_transfer(
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
+            "n_models": n_models,
             "smooth": int(smooth),
             "random_state": random_state,
         },
-        "history": {key: list(map(float, v)) for key, v in result.history.items()},
-        "best_epoch": int(result.best_epoch),
-        "stopped_early": bool(result.stopped_early),
+        "history": {
+            f"model_{i}": {key: np.asarray(v, dtype=np.float64) for key, v in r.history.items()}
+            for i, r in enumerate(results)
+        },
+        "best_epoch": np.array([r.best_epoch for r in results], dtype=np.int64),
+        "validation_balanced_accuracy": float(
+            np.mean([r.history["val_balanced_accuracy"][r.best_epoch] for r in results])
+        )
+        if results[0].n_val
+        else float("nan"),
         "seconds": float(time.perf_counter() - start),
         "device": str(torch_device),
     }
