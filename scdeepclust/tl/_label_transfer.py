@@ -210,18 +210,23 @@ def label_transfer(
     2. each slice is normalised on its own: library size + ``log1p``, then per-gene
        z-scores within the slice, so a slice's sequencing depth or batch shift does not
        move its features;
-    3. a PCA of the ``n_top_genes`` most variable genes (ranked on the reference) is
+    3. each slice gets its own ``n_neighs``-nearest-neighbour spatial graph (never across
+       slices; nothing is written to ``obsp``);
+    4. a PCA of the ``n_top_genes`` most variable genes (ranked on the reference) is
        fitted on the reference(s), or on all slices with ``pca_fit="joint"`` (the query's
-       expression, never its labels), and applied to every slice;
-    4. each slice gets its own ``n_neighs``-nearest-neighbour spatial graph (never across
-       slices; nothing is written to ``obsp``) and BANKSY-style features: the components
-       concatenated with their 1..``hops``-hop neighbourhood averages
-       (:func:`scdeepclust.pp.spatial_embedding`, weight ``lam``);
-    5. the classifier (:class:`scdeepclust.nn.MLPClassifier`) is trained with Adam,
-       class-balanced label-smoothed cross-entropy, dropout and early stopping on a
-       held-out 10% of the annotated reference spots;
-    6. with ``smooth > 0`` the query's class probabilities are averaged ``smooth`` times
-       over each spot and its spatial neighbours before taking the most likely class.
+       expression, never its labels). Its axes are fitted on the expression averaged over
+       ``pca_hops`` hops of each spot's neighbourhood, so they follow spatially coherent
+       variation rather than spot-level noise; every slice's own expression is projected
+       on them;
+    5. BANKSY-style features: each slice's components concatenated with their
+       1..``hops``-hop neighbourhood averages (:func:`scdeepclust.pp.spatial_embedding`,
+       weight ``lam``);
+    6. ``n_models`` classifiers (:class:`scdeepclust.nn.MLPClassifier`, seeds
+       ``random_state + i``) are trained with Adam, class-balanced label-smoothed
+       cross-entropy, dropout and early stopping on a held-out 10% of the annotated
+       reference spots; their query probabilities are averaged;
+    7. with ``smooth > 0`` the query's probabilities are averaged ``smooth`` times over
+       each spot and its spatial neighbours before taking the most likely class.
 
     Only classes annotated in the reference can be predicted: a query domain absent from
     the reference is assigned to the most similar reference class. Unannotated reference
@@ -251,13 +256,17 @@ def label_transfer(
     min_shared_genes
         Fewer shared genes than this raise a :class:`ScdeepclustInputError`.
     pca_fit
-        ``"joint"`` (reference(s) and query, default) or ``"reference"``: the slices the
+        ``"reference"`` (default) or ``"joint"`` (reference(s) and query): the slices the
         PCA is fitted on. The genes are always ranked on the reference.
+    pca_hops
+        Neighbourhood averages applied to the expression the PCA axes are fitted on
+        (0: the spots' own expression).
     hidden, dropout, input_dropout, label_smoothing
-        Classifier architecture and regularisation; ``hidden[-1]`` is the size of
-        ``obsm["X_" + key_added]``.
+        Classifier architecture and regularisation.
     epochs, batch_size, lr
         Training (stops early when the held-out loss stops improving).
+    n_models
+        Classifiers in the ensemble (more: less run-to-run variance, longer training).
     smooth
         Rounds of spatial averaging of the query's probabilities (0 = none).
     random_state
@@ -277,10 +286,13 @@ def label_transfer(
     - ``obs[key_added + "_confidence"]``: probability of the predicted class;
     - ``obsm[key_added + "_proba"]``: ``n_obs x n_classes`` probabilities (columns in the
       order of ``uns[key_added]["classes"]``);
-    - ``obsm["X_" + key_added]``: the classifier's last hidden layer, a representation for
-      other tools;
-    - ``uns[key_added]``: ``classes``, ``params``, ``history`` (training and held-out
-      reference losses/accuracies), ``n_shared_genes``, ``gene_matching``, ``seconds``...
+    - ``obsm["X_" + key_added]``: the learned representation, the last hidden layers of
+      the ``n_models`` classifiers side by side (``n_models * hidden[-1]`` columns);
+    - ``uns[key_added]``: ``classes``, ``params``, ``history`` (per model: training and
+      held-out reference losses/accuracies per epoch), ``best_epoch``,
+      ``validation_balanced_accuracy`` (on held-out reference spots; optimistic, as they
+      neighbour training spots), ``n_shared_genes``, ``gene_matching`` (``"name"`` or
+      ``"position"``), ``n_train_spots``, ``seconds`` and ``device``.
 
     Examples
     --------
