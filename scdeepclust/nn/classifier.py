@@ -6,7 +6,6 @@ Used by :func:`scdeepclust.tl.label_transfer`; inputs are tensors, labels intege
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -14,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .modules import mlp
-from .training import NonFiniteLossError
+from .training import check_finite, shuffled_batches
 
 
 class MLPClassifier(nn.Module):
@@ -140,15 +139,6 @@ def stratified_split(
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(val)).values
 
 
-def _shuffled_batches(n: int, batch_size: int, generator: torch.Generator, device):
-    """Shuffled mini-batch indices covering all ``n`` rows (batches of one row are dropped)."""
-    order = torch.randperm(n, generator=generator).to(device)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        if len(idx) > 1:  # batch norm needs two rows
-            yield idx
-
-
 def _balanced_accuracy(pred: torch.Tensor, labels: torch.Tensor, n_classes: int) -> float:
     recalls = [
         (pred[labels == c] == c).float().mean().item()
@@ -209,7 +199,7 @@ def train_classifier(
     for epoch in bar:
         model.train()
         total, count = 0.0, 0
-        for idx in _shuffled_batches(len(y_train), config.batch_size, generator, inputs.device):
+        for idx in shuffled_batches(len(y_train), config.batch_size, generator, inputs.device):
             loss = train_loss_fn(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad()
             loss.backward()
@@ -218,10 +208,7 @@ def train_classifier(
             total += loss.item() * len(idx)
             count += len(idx)
         epoch_loss = total / max(count, 1)
-        if not math.isfinite(epoch_loss):
-            raise NonFiniteLossError(
-                f"the classifier loss became {epoch_loss}; check the input or lower lr."
-            )
+        check_finite(epoch_loss, "classifier")
         history["train_loss"].append(epoch_loss)
         monitored = epoch_loss
         if len(val_idx):

@@ -115,24 +115,37 @@ class TrainConfig:
     verbose: bool = True
 
 
-def _check_finite(value: float, where: str) -> None:
+def shuffled_batches(
+    n: int,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    max_batches: int | None = None,
+):
+    """Shuffled mini-batch indices over ``n`` rows, at most ``max_batches`` of them.
+
+    Batches of a single row are dropped (batch norm needs two).
+    """
+    order = torch.randperm(n, generator=generator)
+    if max_batches is not None:
+        order = order[: max_batches * batch_size]
+    order = order.to(device)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx) > 1:
+            yield idx
+
+
+def _batches(config: TrainConfig, n: int, generator: torch.Generator, device: torch.device):
+    return shuffled_batches(n, config.batch_size, generator, device, config.max_batches_per_epoch)
+
+
+def check_finite(value: float, where: str) -> None:
+    """Raise :class:`NonFiniteLossError` when a loss value is NaN or infinite."""
     if not math.isfinite(value):
         raise NonFiniteLossError(
             f"the {where} loss became {value}; check the input for extreme values or lower lr."
         )
-
-
-def _batches(config: TrainConfig, n: int, generator: torch.Generator, device: torch.device):
-    """Shuffled mini-batch indices; at most ``config.max_batches_per_epoch`` of them."""
-    batch_size = config.batch_size
-    order = torch.randperm(n, generator=generator)
-    if config.max_batches_per_epoch is not None:
-        order = order[: config.max_batches_per_epoch * batch_size]
-    order = order.to(device)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        if len(idx) > 1:  # batch norm needs two rows
-            yield idx
 
 
 def pretrain(
@@ -163,7 +176,7 @@ def pretrain(
             total += out["loss"].item() * len(idx)
             count += len(idx)
         epoch_loss = total / max(count, 1)
-        _check_finite(epoch_loss, desc)
+        check_finite(epoch_loss, desc)
         losses.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         if epoch_loss < best * (1 - config.min_delta) if best > 0 else epoch_loss < best:
@@ -254,5 +267,5 @@ def dec_refine(
             count += len(idx)
         kl_hist.append(total_kl / max(count, 1))
         recon_hist.append(total_rec / max(count, 1))
-        _check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
+        check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
     return DecResult(q_used, labels, kl_hist, recon_hist, change_hist, converged)
