@@ -89,9 +89,14 @@ def main(argv=None) -> None:
                 f"{n_obs:>9d} {method:20s} {seconds:8.1f} s {peak:8.0f} MB ARI {scores['ari']:.3f}",
                 flush=True,
             )
-    table = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "scale.csv", index=False)
+            write_tables(pd.DataFrame(rows), args.out)  # after every run: partial results survive
+    print((args.out / "scale.md").read_text())
+
+
+def write_tables(table: pd.DataFrame, out: Path) -> None:
+    """Write ``scale.csv`` and ``scale.md`` (with the fitted exponents) for ``table``."""
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "scale.csv", index=False)
     slopes = exponents(table)
     lines = [
         "# Scaling benchmark",
@@ -115,8 +120,7 @@ def main(argv=None) -> None:
         "|---|---|---|---|",
     ]
     lines += [f"| {r.method} | {r._2} | {r.to} | {r.exponent:.2f} |" for r in slopes.itertuples()]
-    (args.out / "scale.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (out / "scale.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
