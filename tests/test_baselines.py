@@ -52,3 +52,13 @@ def test_baselines_deterministic(small_adata):
     a = sdc.tl.pca_leiden(small_adata, 3, copy=True).obs["pca_leiden"]
     b = sdc.tl.pca_leiden(small_adata, 3, copy=True).obs["pca_leiden"]
     assert np.array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_approximate_knn_path_for_large_data(small_adata, monkeypatch):
+    """Above EXACT_KNN_MAX_OBS the graph comes from pynndescent (the large-data path)."""
+    from scdeepclust.tl import _graph_clustering
+
+    monkeypatch.setattr(_graph_clustering, "EXACT_KNN_MAX_OBS", 100)
+    sdc.tl.pca_leiden(small_adata, 3)
+    assert small_adata.obs["pca_leiden"].nunique() == 3
+    assert sdc.metrics.score(small_adata, "pca_leiden")["ari"] > 0
