@@ -43,6 +43,14 @@ def single_run(path: Path, seed: int) -> dict[str, float]:
     return {adata.uns["spca"]["sample"]: sdc.metrics.score(adata, "deep_cluster")["ari"]}
 
 
+def _rows(mode: str, seed: int, result: dict, seconds: float, peak: float) -> list[dict]:
+    """One table row per slice of a run's ``{sample: ARI}`` result."""
+    return [
+        {"mode": mode, "sample": s, "seed": seed, "ari": v, "seconds": seconds, "peak_mb": peak}
+        for s, v in result.items()
+    ]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
@@ -52,31 +60,9 @@ def main(argv=None) -> None:
     paths = [files[s] for s in SLICES]
     rows = []
     for seed in args.seeds:
-        result, seconds, peak = run_isolated(joint_run, paths, seed)
-        rows += [
-            {
-                "mode": "joint",
-                "sample": s,
-                "seed": seed,
-                "ari": v,
-                "seconds": seconds,
-                "peak_mb": peak,
-            }
-            for s, v in result.items()
-        ]
+        rows += _rows("joint", seed, *run_isolated(joint_run, paths, seed))
         for path in paths:
-            result, seconds, peak = run_isolated(single_run, path, seed)
-            rows += [
-                {
-                    "mode": "per-slice",
-                    "sample": s,
-                    "seed": seed,
-                    "ari": v,
-                    "seconds": seconds,
-                    "peak_mb": peak,
-                }
-                for s, v in result.items()
-            ]
+            rows += _rows("per-slice", seed, *run_isolated(single_run, path, seed))
         print(pd.DataFrame(rows).tail(4).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
