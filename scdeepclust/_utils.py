@@ -76,6 +76,15 @@ def check_varies(X, *, func: str, what: str = "adata.X") -> None:
         )
 
 
+def batch_labels(adata: AnnData, batch_key: str | None, *, func: str) -> np.ndarray | None:
+    """Per-observation sample labels from ``obs[batch_key]`` (None when no key is given)."""
+    if batch_key is None:
+        return None
+    if batch_key not in adata.obs:
+        raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
+    return adata.obs[batch_key].to_numpy()
+
+
 def check_n_clusters(
     n_clusters: int | None, n_obs: int, *, func: str, required: bool = False
 ) -> None:

@@ -8,7 +8,13 @@ import scipy.sparse as sp
 from anndata import AnnData
 from sklearn.decomposition import PCA
 
-from .._utils import ScdeepclustInputError, check_adata, check_counts, warn_if_overwriting
+from .._utils import (
+    ScdeepclustInputError,
+    batch_labels,
+    check_adata,
+    check_counts,
+    warn_if_overwriting,
+)
 from ._normalize import highly_variable, log_normalize
 from ._spatial_neighbors import get_spatial_graph, row_normalized
 
@@ -170,11 +176,7 @@ def neighbor_features(
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
     graph = get_spatial_graph(adata, key=graph_key, func=func)
-    batches = None
-    if batch_key is not None:
-        if batch_key not in adata.obs:
-            raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
-        batches = adata.obs[batch_key].to_numpy()
+    batches = batch_labels(adata, batch_key, func=func)
     pcs = expression_pcs(
         adata.X,
         n_comps=n_comps,

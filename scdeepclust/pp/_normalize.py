@@ -13,6 +13,7 @@ from anndata import AnnData
 
 from .._utils import (
     ScdeepclustInputError,
+    batch_labels,
     check_adata,
     check_counts,
     warn_if_overwriting,
@@ -130,11 +131,9 @@ def normalize(
     func = "pp.normalize"
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
-    if batch_key is not None and batch_key not in adata.obs:
-        raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
+    batches = batch_labels(adata, batch_key, func=func)
     lognorm = log_normalize(adata.X, target_sum)
-    batches = adata.obs[batch_key] if batch_key is not None else None
-    hvg = highly_variable(lognorm, n_top_genes, batches)
+    hvg = highly_variable(lognorm, n_top_genes, None if batches is None else pd.Series(batches))
     adata = adata.copy() if copy else adata
     warn_if_overwriting(adata, "layers", layer_added, func=func)
     warn_if_overwriting(adata, "var", "highly_variable", func=func)

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from sklearn.decomposition import PCA
 
-from .._utils import ScdeepclustInputError, check_counts, check_spatial
+from .._utils import ScdeepclustInputError, batch_labels, check_counts, check_spatial
 from ..pp._features import expression_pcs, spatial_embedding
 from ..pp._spatial_neighbors import _knn_graph
 
@@ -66,11 +66,7 @@ def prepare_inputs(
 ) -> ModelInputs:
     """Expression PCs, neighbour-aggregated when ``spatial``, reduced to ``n_comps`` by PCA."""
     check_counts(adata.X, func=func)
-    batches = None
-    if batch_key is not None:
-        if batch_key not in adata.obs:
-            raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
-        batches = adata.obs[batch_key].to_numpy()
+    batches = batch_labels(adata, batch_key, func=func)
     graph, source = (None, None)
     if spatial:
         graph, source = spatial_graph_for(adata, n_neighs=n_neighs, batch_key=batch_key, func=func)
