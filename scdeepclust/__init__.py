@@ -6,13 +6,14 @@ import warnings as _warnings
 # the project pins setuptools<81 so that it keeps working. Silence only that message.
 _warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
-from . import datasets, metrics, pl, pp, tl  # noqa: E402
+from . import datasets, engine, metrics, pl, pp, tl  # noqa: E402
 from .io import SpcaFormatError, read_spca, read_spca_dir  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "datasets",
+    "engine",
     "metrics",
     "pl",
     "pp",

@@ -10,6 +10,22 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+#: Label strings that mean "not annotated", compared stripped and lower-cased.
+MISSING_LABELS = frozenset({"", "na", "nan", "n/a", "none"})
+
+
+def is_missing_label(values) -> np.ndarray:
+    """Boolean mask of missing labels: NaN/None or a string in :data:`MISSING_LABELS`.
+
+    The one definition used by the reader (``io``), the metrics, the plots and
+    ``tl.label_transfer``.
+    """
+    series = (
+        values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    )
+    text = series.astype("string").str.strip().str.lower()
+    return series.isna().to_numpy() | text.isin(MISSING_LABELS).fillna(True).to_numpy()
+
 
 class ScdeepclustInputError(ValueError):
     """Raised when an AnnData or a parameter given to a public function is not usable."""

@@ -96,24 +96,6 @@ def _warnings_as_lines(quiet: bool, debug: bool) -> Iterator[None]:
 # ----------------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def _limit_threads(n: int | None) -> Iterator[None]:
-    """At most ``n`` BLAS/OpenMP/torch threads inside the block (no limit for None)."""
-    if n is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _positive_int(minimum: int):
     def parse(text: str) -> int:
         try:
@@ -650,8 +632,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(err, debug)
     except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    from .engine import limit_threads
+
     log = _Log(args.quiet)
-    with _warnings_as_lines(args.quiet, args.debug), _limit_threads(args.threads):
+    with _warnings_as_lines(args.quiet, args.debug), limit_threads(args.threads):
         try:
             return _COMMANDS[args.command](args, log)
         except KeyboardInterrupt:

@@ -22,6 +22,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from ._utils import MISSING_LABELS
+
 __all__ = ["SpcaFormatError", "read_spca", "read_spca_dir"]
 
 #: A matrix with more than this fraction of zeros is returned as a CSR sparse matrix.
@@ -30,7 +32,6 @@ SPARSE_ZERO_FRACTION = 0.5
 _COORD_KEYS = ("pos", "Pos")
 _GENE_KEYS = ("genes", "Genes")
 _BARCODE_KEYS = ("barcodes",)
-_MISSING_LABELS = frozenset({"", "na", "nan", "n/a"})
 
 # Visium capture-area array: rows 0-77, columns 0-127, spot pitch 100 um on a hexagonal grid.
 _VISIUM_MAX_ROW = 77
@@ -162,7 +163,7 @@ def _label_strings(values: np.ndarray) -> list[str | None]:
             out.append(None)
             continue
         s = str(v).strip()
-        out.append(None if s.lower() in _MISSING_LABELS else s)
+        out.append(None if s.lower() in MISSING_LABELS else s)
     return out
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,23 +38,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"unknown device {device!r}; valid choices are 'auto', 'cpu', 'cuda' and 'cuda:N' "
             "(or another torch device string such as 'mps')."
         ) from err
-
-
-@contextmanager
-def limited_threads(n_threads: int | None):
-    """Run torch's CPU ops on ``n_threads`` threads inside the block, then restore the setting.
-
-    Small models train fastest on one thread, and a single thread is immune to the slow-down
-    that idle spinning thread pools of other libraries (numba, BLAS) cause on few cores.
-    ``None`` keeps torch's setting.
-    """
-    previous = torch.get_num_threads()
-    if n_threads is not None:
-        torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def to_device_tensor(X, device: torch.device) -> torch.Tensor:

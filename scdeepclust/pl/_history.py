@@ -44,7 +44,7 @@ def history(
     ``history`` is a dict of per-epoch series, e.g. ``pretrain_loss``, ``cluster_loss``,
     ``recon_loss``, ``kl_loss`` and ``label_change``; each non-empty numeric series gets its
     own panel.  ``label_change`` (the fraction of labels that changed between refinement
-    epochs) is drawn with the stopping tolerance ``adata.uns[key]["params"]["tol"]`` as a
+    epochs) is drawn with the stopping tolerance ``adata.uns[key]["params"]["refine"]["tol"]`` as a
     dashed line when it is recorded.  Losses spanning more than two orders of magnitude use
     a log scale.
 
@@ -97,6 +97,8 @@ def history(
             f"(entries: {list(map(str, hist.keys()))})."
         )
     params = record.get("params", {})
+    if isinstance(params, Mapping) and isinstance(params.get("refine"), Mapping):
+        params = params["refine"]  # deep_cluster's option groups
     tol = params.get("tol") if isinstance(params, Mapping) else None
     try:
         tol = float(tol) if tol is not None else None

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .._utils import ScdeepclustInputError, check_adata, check_spatial
-from ..metrics import _is_missing, score
+from ..metrics import is_missing_label, score
 from ._colors import MISSING_COLOR, _categories, domain_palette, matched_palette
 
 __all__ = ["spatial_compare"]
@@ -49,7 +49,7 @@ def _is_label(values: pd.Series) -> bool:
 
 def _label_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Labels as strings (3.0 shown as "3"), missing mask, all categories, present categories."""
-    missing = _is_missing(values)
+    missing = is_missing_label(values)
     cats = _categories(values)
     if pd.api.types.is_float_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype):
         as_str = [str(int(v)) if not m else "" for v, m in zip(values.to_numpy(), missing)]
@@ -183,7 +183,7 @@ def spatial_compare(
                 palette = ref_palette
             elif match_colors and ref_is_label:
                 palette = matched_palette(
-                    np.where(_is_missing(ref_values), None, ref_labels),
+                    np.where(is_missing_label(ref_values), None, ref_labels),
                     np.where(missing, None, labels),
                     ref_palette,
                 )
