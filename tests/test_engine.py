@@ -138,14 +138,13 @@ def test_options_are_validated_and_merged():
 def test_resolve_options_maps_flat_keywords_with_a_future_warning():
     with pytest.warns(FutureWarning, match="lam -> features="):
         opts = engine.resolve_options(
-            "tl.x", {"lam": 0.5, "refine_epochs": 7}, features=(engine.FeatureOptions(), None),
-            refine=(engine.RefineOptions(), {"tol": 0.1}),
-        )  # fmt: skip
+            "tl.x", {"lam": 0.5, "refine_epochs": 7}, features=None, refine={"tol": 0.1}
+        )
     assert opts["features"].lam == 0.5 and opts["refine"] == engine.RefineOptions(epochs=7, tol=0.1)
     with pytest.raises(TypeError, match="unexpected keyword argument 'gamma'"):
-        engine.resolve_options("tl.x", {"gamma": 1.0}, features=(engine.FeatureOptions(), None))
+        engine.resolve_options("tl.x", {"gamma": 1.0}, features=None)
     with pytest.raises(ScdeepclustInputError, match="^tl.x: unknown init"):
-        engine.resolve_options("tl.x", {}, refine=(engine.RefineOptions(), {"init": "spectral"}))
+        engine.resolve_options("tl.x", {}, refine={"init": "spectral"})
 
 
 def test_run_context_restores_threads_and_rng_and_times():

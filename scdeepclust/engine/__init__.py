@@ -25,7 +25,9 @@ from ._dec import (
 )
 from ._inputs import ModelInputs
 from ._options import (
+    DEEP_DEFAULTS,
     LEGACY_KEYWORDS,
+    TRANSFER_DEFAULTS,
     TRANSFER_TRAIN,
     ClassifierOptions,
     FeatureOptions,
@@ -66,6 +68,8 @@ __all__ = [
     "ClassifierOptions",
     "TRANSFER_TRAIN",
     "LEGACY_KEYWORDS",
+    "DEEP_DEFAULTS",
+    "TRANSFER_DEFAULTS",
     "as_options",
     "resolve_options",
     "options_record",

@@ -299,15 +299,35 @@ def as_options(value: Options | Mapping[str, Any] | str | None, defaults: Option
     return dataclasses.replace(defaults, **value)
 
 
+#: Defaults of the option groups of ``ae_embed`` and ``deep_cluster``.
+DEEP_DEFAULTS: dict[str, Options] = {
+    "features": FeatureOptions(),
+    "model": ModelOptions(),
+    "train": TrainOptions(),
+    "refine": RefineOptions(),
+}
+#: Defaults of the option groups of ``label_transfer``.
+TRANSFER_DEFAULTS: dict[str, Options] = {
+    "features": TransferFeatureOptions(),
+    "model": ClassifierOptions(),
+    "train": TRANSFER_TRAIN,
+}
+
+
 def resolve_options(
-    func: str, legacy: Mapping[str, Any], **groups: tuple[Options, Any]
+    func: str,
+    legacy: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Options] = DEEP_DEFAULTS,
+    **given: Any,
 ) -> dict[str, Options]:
-    """Resolve a tool's option groups: ``name=(defaults, value given)``.
+    """Resolve a tool's option groups: ``name=value given``, over ``defaults[name]``.
 
     ``legacy`` holds the old flat keywords (see :data:`LEGACY_KEYWORDS`): each is applied
     to its group with one FutureWarning naming the replacement; any other keyword is a
     TypeError, as Python would raise it. Validation errors are prefixed with ``func``.
     """
+    groups = {name: (defaults[name], value) for name, value in given.items()}
     updates: dict[str, dict[str, Any]] = {name: {} for name in groups}
     for key, value in legacy.items():
         group, name = LEGACY_KEYWORDS.get(key, ("", ""))

@@ -88,13 +88,7 @@ def ae_embed(
     """
     arguments = dict(locals())
     check_adata(adata, func=_FUNC)
-    opts = resolve_options(
-        _FUNC,
-        legacy,
-        features=(FeatureOptions(), features),
-        model=(ModelOptions(), model),
-        train=(TrainOptions(), train),
-    )
+    opts = resolve_options(_FUNC, legacy, features=features, model=model, train=train)
     start = logg.info(f"computing {opts['model'].kind} embedding")
     with run_context(random_state, device, n_threads) as run:
         inputs = model_inputs(

@@ -116,12 +116,7 @@ def deep_cluster(
     for k in ks:
         check_n_clusters(k, adata.n_obs, func=_FUNC)
     opts = resolve_options(
-        _FUNC,
-        legacy,
-        features=(FeatureOptions(), features),
-        model=(ModelOptions(), model),
-        train=(TrainOptions(), train),
-        refine=(RefineOptions(), refine),
+        _FUNC, legacy, features=features, model=model, train=train, refine=refine
     )
     start = logg.info(f"computing deep clusters ({opts['model'].kind}, k={n_clusters})")
     with run_context(random_state, device, n_threads) as run:

@@ -20,7 +20,7 @@ from .._utils import (
     is_missing_label,
 )
 from ..engine import (
-    TRANSFER_TRAIN,
+    TRANSFER_DEFAULTS,
     ClassifierOptions,
     TrainOptions,
     TransferEnsemble,
@@ -254,11 +254,7 @@ def label_transfer(
     """
     arguments = dict(locals())
     opts = resolve_options(
-        _FUNC,
-        legacy,
-        features=(TransferFeatureOptions(), features),
-        model=(ClassifierOptions(), model),
-        train=(TRANSFER_TRAIN, train),
+        _FUNC, legacy, defaults=TRANSFER_DEFAULTS, features=features, model=model, train=train
     )
     references, labels, classes = _checked_inputs(reference, query, label_key, smooth, copy)
     start = logg.info(f"transferring {label_key!r} from {len(references)} reference(s)")
