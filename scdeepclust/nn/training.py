@@ -41,11 +41,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def to_device_tensor(X, device: torch.device) -> torch.Tensor:
-    """A float32 tensor on ``device`` (sparse COO, coalesced, when ``X`` is sparse)."""
+    """A float32 tensor on ``device`` (sparse COO, coalesced, when ``X`` is sparse).
+
+    The sparse tensor is built with its invariants checked (indices in bounds, an O(nnz) pass
+    once), which is also what keeps torch from warning that the checks are disabled.
+    """
     if sp.issparse(X):
         X = sp.coo_matrix(X, dtype=np.float32)
         indices = torch.from_numpy(np.vstack([X.row, X.col]).astype(np.int64))
-        tensor = torch.sparse_coo_tensor(indices, torch.from_numpy(X.data), size=X.shape)
+        tensor = torch.sparse_coo_tensor(
+            indices, torch.from_numpy(X.data), size=X.shape, check_invariants=True
+        )
         return tensor.coalesce().to(device)
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
 

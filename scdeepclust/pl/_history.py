@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .._utils import ScdeepclustInputError, check_adata
 from ._colors import _color_sequence
-from ._spatial import save_figure
+from ._save import save_figure
 
 __all__ = ["history"]
 
@@ -37,7 +37,7 @@ def _pretty(name: str) -> str:
 
 
 def history(
-    adata: AnnData, key: str = "deep_cluster", *, save: str | os.PathLike | None = None
+    adata: AnnData, key: str = "deep_cluster", *, save: bool | str | os.PathLike | None = None
 ) -> Figure:
     """Plot the training curves stored in ``adata.uns[key]["history"]``.
 
@@ -55,7 +55,8 @@ def history(
     key
         ``uns`` key the tool wrote its record to (its ``key_added``).
     save
-        Path to write the figure to (PNG, dpi 120, tight bounding box).
+        As in Scanpy: ``True`` writes ``{sc.settings.figdir}/history.png``, a string is a
+        file-name suffix (``"_dlpfc.pdf"``), a :class:`pathlib.Path` is written as given.
 
     Returns
     -------
@@ -138,5 +139,5 @@ def history(
         ax.set_axis_off()
     fig.suptitle(f"training history: uns[{key!r}]")
     fig.tight_layout()
-    save_figure(fig, save)
+    save_figure(fig, save, _FUNC)
     return fig
