@@ -45,18 +45,23 @@ def fit_subsample(n_obs: int, random_state: int) -> np.ndarray:
     return np.sort(rng.choice(n_obs, MAX_FIT_OBS, replace=False))
 
 
-def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):
-    """Initial labels and centroids on the latent space (tied-covariance GMM or KMeans).
+def fit_mixture(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):
+    """A tied-covariance GMM (5 initialisations) or KMeans (10) fitted on ``latent``.
 
-    The model is fitted on at most :data:`MAX_FIT_OBS` observations and applied to all.
+    Fitted on at most :data:`MAX_FIT_OBS` observations (a linear cost); apply it to all
+    with ``predict`` (and, for the GMM, ``predict_proba``).
     """
     fit = latent[fit_subsample(latent.shape[0], random_state)]
     if init == "gmm":
-        model = GaussianMixture(
+        return GaussianMixture(
             n_clusters, covariance_type="tied", n_init=5, random_state=random_state, reg_covar=1e-4
         ).fit(fit)
-    else:
-        model = KMeans(n_clusters, n_init=10, random_state=random_state).fit(fit)
+    return KMeans(n_clusters, n_init=10, random_state=random_state).fit(fit)
+
+
+def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):
+    """Initial labels and centroids on the latent space (:func:`fit_mixture`)."""
+    model = fit_mixture(latent, n_clusters, init=init, random_state=random_state)
     labels = model.predict(latent)
     centroids = np.stack(
         [

@@ -81,6 +81,8 @@ class ModelInputs:
             counts,
             n_comps=options.n_pcs,
             n_top_genes=options.n_top_genes,
+            gene_selection=options.gene_selection,
+            target_sum=options.target_sum,
             batches=batches,
             random_state=random_state,
         )

@@ -23,6 +23,7 @@ from .._utils import ScdeepclustInputError
 ModelKind = Literal["ae", "vae", "zinb", "nb"]
 InitKind = Literal["gmm", "kmeans"]
 PcaFit = Literal["reference", "joint"]
+GeneSelection = Literal["variance", "seurat"]
 
 # constraint name -> (test, phrase for the error)
 _CHECKS = {
@@ -30,6 +31,7 @@ _CHECKS = {
     "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "int>=2": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
     ">0": (lambda v: _is_real(v) and v > 0, "a number > 0"),
+    "None|>0": (lambda v: v is None or (_is_real(v) and v > 0), "None or a number > 0"),
     ">=0": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
@@ -86,6 +88,11 @@ class FeatureOptions(Options):
         and, in ``deep_cluster``, smooth the soft assignments over it.
     n_top_genes
         Highly variable genes kept.
+    gene_selection
+        ``"variance"`` (genes of highest log-expression variance) or ``"seurat"``
+        (Scanpy's dispersion ranking).
+    target_sum
+        Counts per spot after library-size scaling (``None``: the median library size).
     n_pcs
         Expression principal components.
     n_comps
@@ -102,6 +109,8 @@ class FeatureOptions(Options):
 
     spatial: bool = True
     n_top_genes: int = _opt(5000, "int>=1")
+    gene_selection: GeneSelection = _opt("seurat", label="gene_selection")
+    target_sum: float | None = _opt(None, "None|>0")
     n_pcs: int = _opt(200, "int>=1")
     n_comps: int = _opt(50, "int>=1")
     lam: float = _opt(0.8, "[0,1]")

@@ -13,7 +13,7 @@ from ._features import (
     spatial_embedding,
     standardize,
 )
-from ._normalize import highly_variable, log_normalize, minmax_scale, normalize
+from ._normalize import highly_variable, log_normalize, minmax_scale, normalize, variance_genes
 from ._spatial_neighbors import knn_graph, row_normalized, spatial_neighbors
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "row_normalized",
     "log_normalize",
     "highly_variable",
+    "variance_genes",
     "standardize",
     "expression_pcs",
     "pca_model",

@@ -15,7 +15,7 @@ from .._utils import (
     check_counts,
     warn_if_overwriting,
 )
-from ._normalize import highly_variable, log_normalize
+from ._normalize import highly_variable, log_normalize, variance_genes
 from ._spatial_neighbors import get_spatial_graph, row_normalized
 
 
@@ -45,6 +45,8 @@ def expression_pcs(
     *,
     n_comps: int = 50,
     n_top_genes: int = 2000,
+    gene_selection: str = "seurat",
+    target_sum: float | None = None,
     batches: np.ndarray | None = None,
     random_state: int = 0,
 ) -> np.ndarray:
@@ -61,6 +63,11 @@ def expression_pcs(
         Number of components (capped by the data's size).
     n_top_genes
         Highly variable genes kept before PCA.
+    gene_selection
+        ``"seurat"`` (Scanpy's dispersion ranking, :func:`highly_variable`) or
+        ``"variance"`` (the genes of highest log-expression variance, :func:`variance_genes`).
+    target_sum
+        Counts per observation after library-size scaling; ``None`` uses the median.
     batches
         Optional per-observation batch labels (genes standardised within each batch).
     random_state
@@ -70,8 +77,17 @@ def expression_pcs(
     -------
     ``n_obs x n_comps`` float32 array.
     """
-    lognorm = log_normalize(X)
-    hvg = highly_variable(lognorm, n_top_genes, None if batches is None else pd.Series(batches))
+    lognorm = log_normalize(X, target_sum)
+    batch_series = None if batches is None else pd.Series(batches)
+    if gene_selection == "variance":
+        hvg = variance_genes(lognorm, n_top_genes, batch_series)
+    elif gene_selection == "seurat":
+        hvg = highly_variable(lognorm, n_top_genes, batch_series)
+    else:
+        raise ScdeepclustInputError(
+            f"expression_pcs: unknown gene_selection {gene_selection!r}; "
+            "valid choices are 'seurat' and 'variance'."
+        )
     scaled = standardize(lognorm[:, hvg], None if batches is None else np.asarray(batches))
     if not scaled.any():
         raise ScdeepclustInputError(

@@ -193,3 +193,40 @@ def minmax_scale(
     warn_if_overwriting(adata, "layers", layer_added, func=func)
     adata.layers[layer_added] = scaled
     return adata if copy else None
+
+
+def variance_genes(lognorm, n_top_genes: int, batches: pd.Series | None = None) -> np.ndarray:
+    """Boolean mask of the ``n_top_genes`` genes of highest variance in ``lognorm``.
+
+    The plain ranking of the linear floor (no mean-dispersion binning): on panels that were
+    already preselected (a few thousand genes) it keeps the genes that carry the most
+    log-expression signal. With ``batches`` the variance is the mean of the per-batch
+    variances, so a shift between samples does not count as variation.
+
+    Parameters
+    ----------
+    lognorm
+        Log-normalised expression, observations x genes (dense or sparse).
+    n_top_genes
+        Genes kept (all when there are no more).
+    batches
+        Optional per-observation sample labels.
+    """
+    n_vars = lognorm.shape[1]
+    if n_vars <= n_top_genes:
+        return np.ones(n_vars, dtype=bool)
+    groups = (
+        [np.arange(lognorm.shape[0])]
+        if batches is None
+        else [np.flatnonzero(np.asarray(batches) == b) for b in pd.unique(np.asarray(batches))]
+    )
+    variance = np.zeros(n_vars)
+    for rows in groups:
+        block = lognorm[rows]
+        mean = np.asarray(block.mean(axis=0), dtype=np.float64).ravel()
+        square = block.multiply(block) if sp.issparse(block) else np.square(block)
+        second = np.asarray(square.mean(axis=0), dtype=np.float64).ravel()
+        variance += (second - mean**2) * len(rows)
+    mask = np.zeros(n_vars, dtype=bool)
+    mask[np.argsort(-variance, kind="stable")[:n_top_genes]] = True
+    return mask

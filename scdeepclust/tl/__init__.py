@@ -9,12 +9,14 @@ from ._ae_embed import ae_embed
 from ._baselines import kmeans, pca_kmeans, pca_leiden, pca_louvain
 from ._deep_cluster import deep_cluster
 from ._label_transfer import label_transfer
+from ._spatial_gmm import spatial_gmm
 
 __all__ = [
     "kmeans",
     "pca_kmeans",
     "pca_louvain",
     "pca_leiden",
+    "spatial_gmm",
     "ae_embed",
     "deep_cluster",
     "detect_collapse",

@@ -26,8 +26,7 @@ def spatial_graph_for(adata: AnnData, *, n_neighs: int, batches: np.ndarray | No
             )
         return graph, "obsp"
     graph = knn_graph(check_spatial(adata, func=func), n_neighs, groups=batches)
-    if batches is not None:  # per-sample graphs are binary, as pp.spatial_neighbors stores them
-        graph.data = np.ones_like(graph.data)
+    graph.data = np.ones_like(graph.data)  # binary, as pp.spatial_neighbors stores it
     return graph, "built"
 
 

@@ -1,0 +1,330 @@
+"""Experiment harness for choosing deep_cluster's defaults by leave-one-dataset-out.
+
+Every configuration is a flat dict of options (see :data:`BASE`). :func:`run_config` runs one
+configuration on one section with one seed and returns ARI/NMI/seconds. Nothing here reads the
+truth except :func:`score`. The shared sections are grouped into tissue families; a setting is
+scored on a family only when chosen on the others (:mod:`select`).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
+
+import scdeepclust as sdc
+from scdeepclust import nn as snn
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+FAMILIES = {
+    "DLPFC": ["151507", "151508", "151669", "151673", "151674"],
+    "osmFISH": ["osmFISH"],
+    "BaristaSeq": ["baristaseq_slice1"],
+    "STARmap": ["starmap_mpfc_BZ5"],
+    "HER2ST": ["her2st_A1", "her2st_B1", "her2st_C1", "her2st_D1"],
+}
+
+
+def family_of(section: str) -> str:
+    return next(f for f, members in FAMILIES.items() if section in members)
+
+
+@cache
+def load(section: str):
+    """Counts (csr float32), coordinates (n x 2), truth (object array, None = unlabelled)."""
+    if section.startswith("15"):
+        adata = sdc.read_spca(DATA / "dlpfc" / f"sample_{section}.h5")
+    elif section == "osmFISH":
+        adata = sdc.read_spca(DATA / "osmfish" / "osmFISH_cortex.h5")
+    else:
+        folder = {"baristaseq": "baristaseq", "starmap": "starmap_mpfc", "her2st": "her2st"}[
+            section.split("_")[0]
+        ]
+        adata = ad.read_h5ad(DATA / folder / f"{section}.h5ad")
+    X = sp.csr_matrix(adata.X, dtype=np.float32)
+    coords = np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2]
+    truth = adata.obs["truth"].astype(object).to_numpy()
+    truth = np.array(
+        [
+            None
+            if (t is None or (isinstance(t, float) and np.isnan(t)) or str(t) in ("NA", "nan", ""))
+            else str(t)
+            for t in truth
+        ],
+        dtype=object,
+    )
+    return X, coords, truth
+
+
+def n_domains(section: str) -> int:
+    truth = load(section)[2]
+    return len({t for t in truth if t is not None})
+
+
+def score(section: str, labels: np.ndarray) -> tuple[float, float]:
+    truth = load(section)[2]
+    keep = np.array([t is not None for t in truth])
+    t = truth[keep].astype(str)
+    p = np.asarray(labels)[keep]
+    return adjusted_rand_score(t, p), normalized_mutual_info_score(t, p)
+
+
+BASE = dict(
+    # expression
+    target_sum=1e4,
+    genes="logvar",  # "logvar" (top log-variance) or "seurat" (scanpy dispersion)
+    n_genes=2000,
+    n_pcs=50,
+    clip=10.0,
+    # graph and neighbourhood features
+    k_graph=6,
+    kernel="uniform",  # "uniform" k-NN or "gauss" (BANKSY-style Gaussian on k_geom)
+    k_geom=15,
+    weights=(0.2, 0.4, 0.4),  # own, hop-1, hop-2 (variances)
+    n_red=20,
+    # clustering
+    method="gmm",  # "gmm" (linear floor) or "deep"
+    n_init=5,
+    # deep
+    n_latent=16,
+    hidden=(128,),
+    epochs=200,
+    refine_epochs=30,
+    tol=1e-3,
+    gamma=1.0,
+    smooth_q=True,
+    dec=True,
+    members=1,
+    consensus="coassoc",
+    # post-processing
+    potts=0.0,  # strength of label smoothing over the graph (0 = off)
+)
+
+
+def knn_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
+    n = coords.shape[0]
+    nn = NearestNeighbors(n_neighbors=min(k + 1, n)).fit(coords)
+    dist, idx = nn.kneighbors(coords)
+    rows = np.repeat(np.arange(n), idx.shape[1])
+    g = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, idx.ravel())), shape=(n, n))
+    g = g.maximum(g.T)
+    g.setdiag(0)
+    g.eliminate_zeros()
+    return g.tocsr()
+
+
+def gauss_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
+    """BANKSY-style: k nearest, Gaussian weights with sigma = median k-th distance."""
+    n = coords.shape[0]
+    nn = NearestNeighbors(n_neighbors=min(k + 1, n)).fit(coords)
+    dist, idx = nn.kneighbors(coords)
+    dist, idx = dist[:, 1:], idx[:, 1:]
+    sigma = np.median(dist[:, -1]) / 2 + 1e-12
+    w = np.exp(-(dist**2) / (2 * sigma**2)).astype(np.float32)
+    rows = np.repeat(np.arange(n), idx.shape[1])
+    g = sp.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(n, n))
+    return g.maximum(g.T).tocsr()
+
+
+def row_norm(g: sp.csr_matrix, self_loops: bool = True) -> sp.csr_matrix:
+    if self_loops:
+        g = g + sp.identity(g.shape[0], dtype=np.float32, format="csr")
+    d = np.asarray(g.sum(axis=1)).ravel()
+    d[d == 0] = 1
+    return sp.diags(1 / d) @ g
+
+
+def expression_pcs(section: str, c: dict, seed: int) -> np.ndarray:
+    X = load(section)[0]
+    lib = np.asarray(X.sum(1)).ravel()
+    ts = c["target_sum"] if c["target_sum"] else np.median(lib[lib > 0])
+    L = sp.diags(ts / np.maximum(lib, 1)) @ X
+    L = L.tocsr()
+    L.data = np.log1p(L.data)
+    if c["genes"] == "logvar":
+        mean = np.asarray(L.mean(0)).ravel()
+        var = np.asarray(L.multiply(L).mean(0)).ravel() - mean**2
+        keep = np.argsort(-var)[: c["n_genes"]]
+    elif c["genes"] == "seurat":
+        from scdeepclust.pp._normalize import highly_variable
+
+        keep = np.flatnonzero(highly_variable(L, c["n_genes"]))
+    else:  # all
+        keep = np.arange(L.shape[1])
+    Z = L[:, keep].toarray()
+    Z = (Z - Z.mean(0)) / np.where(Z.std(0) > 0, Z.std(0), 1)
+    Z = np.clip(Z, -c["clip"], c["clip"])
+    n = min(c["n_pcs"], Z.shape[1] - 1, Z.shape[0] - 1)
+    solver = "full" if min(Z.shape) <= 500 else "randomized"
+    return PCA(n, svd_solver=solver, random_state=seed).fit_transform(Z).astype(np.float32)
+
+
+def spatial_features(section: str, c: dict, seed: int):
+    coords = load(section)[1]
+    pcs = expression_pcs(section, c, seed)
+    graph = knn_graph(coords, c["k_graph"])
+    if c["kernel"] == "gauss":
+        op = row_norm(gauss_graph(coords, c["k_geom"]))
+    else:
+        op = row_norm(graph)
+    parts, cur = [], pcs
+    for h, w in enumerate(c["weights"]):
+        if h:
+            cur = op @ cur
+        if w > 0:
+            parts.append(np.sqrt(w) * cur)
+    F = np.hstack(parts)
+    n = min(c["n_red"], F.shape[1], F.shape[0] - 1)
+    F = PCA(n, random_state=seed).fit_transform(F).astype(np.float32)
+    return F / (F[:, 0].std() or 1.0), graph
+
+
+def gmm_labels(F, k, seed, n_init=5):
+    gm = GaussianMixture(
+        k, covariance_type="tied", n_init=n_init, random_state=seed, reg_covar=1e-4
+    )
+    gm.fit(F)
+    return gm.predict(F), gm.predict_proba(F)
+
+
+def deep_member(F, graph, k, c, seed):
+    """One AE (+ DEC) member; returns labels and soft assignments."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dev = torch.device("cpu")
+    inputs = snn.to_device_tensor(F, dev)
+    model = snn.Autoencoder(F.shape[1], tuple(c["hidden"]), c["n_latent"])
+    cfg = snn.TrainConfig(epochs=c["epochs"], verbose=False)
+    snn.pretrain(model, inputs, None, cfg, gen)
+    Z = snn.encode(model, inputs).numpy()
+    labels, proba = gmm_labels(Z, k, seed, c["n_init"])
+    if not c["dec"]:
+        return labels, proba, {}
+    cent = np.stack(
+        [Z[labels == j].mean(0) if (labels == j).any() else Z.mean(0) for j in range(k)]
+    )
+    clus = snn.StudentTClustering(torch.as_tensor(cent, dtype=torch.float32))
+    smooth = None
+    if c["smooth_q"]:
+        op = snn.to_device_tensor(row_norm(graph), dev)
+
+        def smooth(q):
+            return torch.sparse.mm(op, q)
+
+    res = snn.dec_refine(
+        model,
+        clus,
+        inputs,
+        None,
+        cfg,
+        gen,
+        smooth=smooth,
+        max_epochs=c["refine_epochs"],
+        tol=c["tol"],
+        gamma=c["gamma"],
+    )
+    return res.labels.numpy(), res.q.numpy(), {"converged": res.converged, "epochs": len(res.kl)}
+
+
+def consensus(members: list[np.ndarray], k: int, seed: int) -> np.ndarray:
+    """Co-association consensus through its low-rank factor (one-hot stack), then GMM."""
+    H = np.hstack([np.eye(k, dtype=np.float32)[m] for m in members]) / np.sqrt(len(members))
+    U, S, _ = np.linalg.svd(H - H.mean(0), full_matrices=False)
+    E = U[:, : k - 1] * S[: k - 1]
+    labels, _ = gmm_labels(E, k, seed)
+    return labels
+
+
+def aligned_mean(probas: list[np.ndarray], k: int) -> np.ndarray:
+    """Average soft assignments after matching every member's clusters to the first's."""
+    from scipy.optimize import linear_sum_assignment
+
+    ref = probas[0].argmax(1)
+    total = probas[0].copy()
+    for q in probas[1:]:
+        lab = q.argmax(1)
+        overlap = np.zeros((k, k))
+        np.add.at(overlap, (ref, lab), 1)
+        rows, cols = linear_sum_assignment(-overlap)
+        perm = np.empty(k, dtype=int)
+        perm[rows] = cols
+        total += q[:, perm]
+    return total / len(probas)
+
+
+def medoid(labelings: list[np.ndarray]) -> np.ndarray:
+    """The member labelling with the highest mean ARI to the others."""
+    m = len(labelings)
+    sim = np.zeros((m, m))
+    for i in range(m):
+        for j in range(i + 1, m):
+            sim[i, j] = sim[j, i] = adjusted_rand_score(labelings[i], labelings[j])
+    return labelings[int(sim.sum(1).argmax())]
+
+
+def potts(labels, proba, graph, beta, k, n_iter=10):
+    """ICM smoothing: argmax log p + beta * (fraction of neighbours with that label)."""
+    if beta <= 0:
+        return labels
+    op = row_norm(graph, self_loops=False)
+    logp = np.log(np.clip(proba, 1e-8, 1))
+    lab = labels.copy()
+    for _ in range(n_iter):
+        frac = op @ np.eye(k, dtype=np.float32)[lab]
+        new = np.argmax(logp + beta * frac, 1)
+        if (new == lab).all():
+            break
+        lab = new
+    return lab
+
+
+def run_config(section: str, c: dict, seed: int) -> dict:
+    c = {**BASE, **c}
+    start = time.perf_counter()
+    k = n_domains(section)
+    F, graph = spatial_features(section, c, seed)
+    info = {}
+    if c["method"] == "gmm":
+        labels, proba = gmm_labels(F, k, seed, c["n_init"])
+    else:
+        outs = [deep_member(F, graph, k, c, seed * 1000 + m) for m in range(c["members"])]
+        info = outs[0][2]
+        if c["members"] == 1:
+            labels, proba = outs[0][0], outs[0][1]
+        elif c["consensus"] == "align":
+            proba = aligned_mean([o[1] for o in outs], k)
+            labels = proba.argmax(1)
+        elif c["consensus"] == "medoid":
+            labels = medoid([o[0] for o in outs])
+            proba = np.eye(k)[labels] * 0.8 + 0.2 / k
+        else:
+            labels = consensus([o[0] for o in outs], k, seed)
+            proba = np.eye(k)[labels] * 0.8 + 0.2 / k
+    seconds = time.perf_counter() - start
+    rows = []
+    for beta in np.atleast_1d(c["potts"]):
+        smoothed = potts(labels, proba, graph, float(beta), k)
+        ari, nmi = score(section, smoothed)
+        rows.append(
+            {
+                "section": section,
+                "seed": seed,
+                "ari": ari,
+                "nmi": nmi,
+                "seconds": seconds,
+                "potts": float(beta),
+                **info,
+            }
+        )
+    return rows
