@@ -1,13 +1,16 @@
-"""scdeepclust: spatially aware deep clustering of spatial transcriptomics, for Scanpy."""
+"""scdeepclust: spatially aware deep clustering of spatial transcriptomics, for Scanpy.
 
+The submodules (``datasets``, ``metrics``, ``pl``, ``pp``, ``tl``) and the readers are
+imported on first use, so that ``import scdeepclust`` itself is instant: the command line
+starts (and answers Ctrl-C) before the heavy scientific libraries are loaded.
+"""
+
+import importlib as _importlib
 import warnings as _warnings
 
 # louvain (imported through scanpy) warns that pkg_resources is deprecated on every import;
 # the project pins setuptools<81 so that it keeps working. Silence only that message.
 _warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-
-from . import datasets, metrics, pl, pp, tl  # noqa: E402
-from .io import SpcaFormatError, read_spca, read_spca_dir  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -21,3 +24,18 @@ __all__ = [
     "read_spca_dir",
     "SpcaFormatError",
 ]
+
+_SUBMODULES = frozenset({"datasets", "metrics", "pl", "pp", "tl"})
+_FROM_IO = frozenset({"SpcaFormatError", "read_spca", "read_spca_dir"})
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return _importlib.import_module(f".{name}", __name__)
+    if name in _FROM_IO:
+        return getattr(_importlib.import_module(".io", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

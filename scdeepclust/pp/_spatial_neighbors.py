@@ -8,7 +8,13 @@ import scipy.sparse as sp
 from anndata import AnnData
 from sklearn.neighbors import NearestNeighbors
 
-from .._utils import ScdeepclustInputError, check_adata, check_spatial, warn_if_overwriting
+from .._utils import (
+    ScdeepclustInputError,
+    batch_labels,
+    check_adata,
+    check_spatial,
+    warn_if_overwriting,
+)
 
 
 def _knn_graph(coords: np.ndarray, n_neighs: int, radius: float | None) -> sp.csr_matrix:
@@ -60,7 +66,8 @@ def spatial_neighbors(
     spatial_key
         ``obsm`` key of the coordinates.
     library_key
-        ``obs`` column naming the sample of each spot; edges never cross samples.
+        ``obs`` column naming the sample of each spot; edges never cross samples. Every spot
+        needs a value (NaN or None is an error).
     key_added
         Prefix of the outputs: ``obsp[f"{key_added}_connectivities"]``,
         ``obsp[f"{key_added}_distances"]`` and ``uns[f"{key_added}_neighbors"]``.
@@ -80,13 +87,12 @@ def spatial_neighbors(
         )
     if radius is not None and not radius > 0:
         raise ScdeepclustInputError(f"{func}: radius must be positive, got {radius!r}.")
-    if library_key is not None and library_key not in adata.obs:
-        raise KeyError(f"{func}: library_key {library_key!r} is not a column of adata.obs.")
+    libraries = batch_labels(adata, library_key, func=func, name="library_key")
 
-    if library_key is None:
+    if libraries is None:
         distances = _knn_graph(coords, int(n_neighs), radius)
     else:
-        groups = pd.Categorical(adata.obs[library_key])
+        groups = pd.Categorical(libraries)
         n = adata.n_obs
         rows, cols, vals = [], [], []
         for code in range(len(groups.categories)):

@@ -10,6 +10,7 @@ import torch
 from anndata import AnnData
 
 from .. import nn as snn
+from .._uns import h5ad_writable
 from .._utils import check_adata, check_choice, to_dense_float32, warn_if_overwriting
 from ._inputs import ModelInputs, prepare_inputs
 
@@ -238,4 +239,5 @@ def ae_embed(
         "seconds": float(time.perf_counter() - start),
         "device": str(job.device),
     }
+    adata.uns[uns_key] = h5ad_writable(adata.uns[uns_key])  # plain write_h5ad must work
     return adata if copy else None

@@ -15,6 +15,7 @@ from anndata import AnnData
 from sklearn.decomposition import PCA
 
 from .. import nn as snn
+from .._uns import h5ad_writable
 from .._utils import (
     ScdeepclustInputError,
     check_adata,
@@ -455,4 +456,5 @@ def label_transfer(
         "seconds": float(time.perf_counter() - start),
         "device": str(torch_device),
     }
+    query.uns[key_added] = h5ad_writable(query.uns[key_added])  # plain write_h5ad must work
     return query if copy else None
