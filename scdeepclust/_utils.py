@@ -93,21 +93,22 @@ def check_spatial(adata: AnnData, *, func: str, key: str = "spatial") -> np.ndar
     return coords[:, :2]
 
 
-def is_backed(X: object) -> bool:
-    """Whether ``X`` is an on-disk matrix (``anndata.read_h5ad(..., backed="r")``)."""
-    if isinstance(X, np.ndarray) or sp.issparse(X):
+def is_backed_sparse(X: object) -> bool:
+    """Whether ``X`` is anndata's on-disk sparse matrix (``read_h5ad(..., backed="r")``).
+
+    A backed dense ``X`` is an :class:`h5py.Dataset`, which reads as an array and works.
+    """
+    if isinstance(X, np.ndarray | h5py.Dataset) or sp.issparse(X):
         return False
-    return isinstance(X, h5py.Dataset) or (
-        hasattr(X, "to_memory") and type(X).__module__.startswith("anndata")
-    )
+    return hasattr(X, "to_memory") and type(X).__module__.startswith("anndata")
 
 
 def check_in_memory(X, *, func: str, what: str = "adata.X") -> None:
-    """Raise a clear error for a backed (on-disk) matrix, which the tools cannot use."""
-    if is_backed(X):
+    """Raise a clear error for a backed sparse (on-disk) matrix, which the tools cannot use."""
+    if is_backed_sparse(X):
         raise ScdeepclustInputError(
-            f"{func}: {what} is backed on disk (the AnnData was read with backed='r'); load "
-            "it into memory first with adata = adata.to_memory()."
+            f"{func}: {what} is a sparse matrix backed on disk (the AnnData was read with "
+            "backed='r'); load it into memory first with adata = adata.to_memory()."
         )
 
 
