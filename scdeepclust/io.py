@@ -167,9 +167,8 @@ class _Source:
         (or a soft link to one); external links are never followed, so never opened."""
         if depth > 8:
             raise self.error(key, "an object stored in this file", "a chain of soft links")
-        group: h5py.Group = self.h5 if target.startswith("/") else self.h5
-        parts = [p for p in target.split("/") if p]
-        obj: h5py.HLObject = group
+        parts = [p for p in target.split("/") if p]  # targets are absolute (see below)
+        obj: h5py.HLObject = self.h5
         for i, part in enumerate(parts):
             if not isinstance(obj, h5py.Group):
                 raise self.error(key, "an HDF5 dataset", f"a path through a {type(obj).__name__}")
