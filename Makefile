@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-scale bench-transfer clean
+.PHONY: setup demo test lint docs bench bench-scale bench-transfer clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade "pip>=23" "setuptools<81" wheel
+	$(BIN)/python -m pip install --upgrade "pip>=23" "setuptools<80.9" wheel
 	$(BIN)/python -m pip install "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(STAMP)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check --fix scdeepclust tests benchmarks
 	$(BIN)/ruff format scdeepclust tests benchmarks
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/domains.py
 
@@ -41,4 +44,4 @@ bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/joint.py
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output .pytest_cache docs/_build

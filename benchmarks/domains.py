@@ -23,7 +23,7 @@ import scdeepclust as sdc  # noqa: E402
 METHODS = {
     "deep_cluster": lambda a, k, s: sdc.tl.deep_cluster(a, k, random_state=s, verbose=False),
     "deep_cluster (non-spatial)": lambda a, k, s: sdc.tl.deep_cluster(
-        a, k, spatial=False, random_state=s, verbose=False
+        a, k, features={"spatial": False}, random_state=s, verbose=False
     ),
     "pca_leiden": lambda a, k, s: sdc.tl.pca_leiden(a, k, random_state=s),
     "pca_louvain": lambda a, k, s: sdc.tl.pca_louvain(a, k, random_state=s),

@@ -33,10 +33,7 @@ from sklearn.linear_model import LogisticRegression
 
 import scdeepclust as sdc
 from scdeepclust._utils import ScdeepclustInputError
-from scdeepclust.pp import neighbor_average
-from scdeepclust.pp._features import _standardize
-from scdeepclust.pp._normalize import log_normalize
-from scdeepclust.pp._spatial_neighbors import _knn_graph
+from scdeepclust.pp import knn_graph, log_normalize, neighbor_average, standardize
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dlpfc"
@@ -55,11 +52,11 @@ def linear_reference(ref, query, n_comps: int = 30, random_state: int = 0) -> np
     shared = ref.var_names[ref.var_names.isin(query.var_names)]
     slices = []
     for adata in (ref, query):
-        scaled = _standardize(log_normalize(adata[:, shared].X), None)
+        scaled = standardize(log_normalize(adata[:, shared].X))
         slices.append(scaled)
     pca = PCA(n_comps, svd_solver="randomized", random_state=random_state).fit(slices[0])
     feats = [
-        neighbor_average(pca.transform(x), _knn_graph(a.obsm["spatial"], 6, None), hops=1)
+        neighbor_average(pca.transform(x), knn_graph(a.obsm["spatial"], 6), hops=1)
         for x, a in zip(slices, (ref, query))
     ]
     known = ref.obs["truth"].notna().to_numpy()

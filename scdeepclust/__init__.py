@@ -1,21 +1,17 @@
 """scdeepclust: spatially aware deep clustering of spatial transcriptomics, for Scanpy.
 
-The submodules (``datasets``, ``metrics``, ``pl``, ``pp``, ``tl``) and the readers are
-imported on first use, so that ``import scdeepclust`` itself is instant: the command line
-starts (and answers Ctrl-C) before the heavy scientific libraries are loaded.
+The submodules (``datasets``, ``engine``, ``metrics``, ``pl``, ``pp``, ``tl``) and the
+readers are imported on first use, so that ``import scdeepclust`` itself is instant: the
+command line starts (and answers Ctrl-C) before the heavy scientific libraries are loaded.
 """
 
 import importlib as _importlib
-import warnings as _warnings
-
-# louvain (imported through scanpy) warns that pkg_resources is deprecated on every import;
-# the project pins setuptools<81 so that it keeps working. Silence only that message.
-_warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "datasets",
+    "engine",
     "metrics",
     "pl",
     "pp",
@@ -25,7 +21,7 @@ __all__ = [
     "SpcaFormatError",
 ]
 
-_SUBMODULES = frozenset({"datasets", "metrics", "pl", "pp", "tl"})
+_SUBMODULES = frozenset({"datasets", "engine", "metrics", "pl", "pp", "tl"})
 _FROM_IO = frozenset({"SpcaFormatError", "read_spca", "read_spca_dir"})
 
 

@@ -212,8 +212,9 @@ def sanitize_uns(uns: Mapping) -> tuple[dict, bool]:
 
     The rules are those of :func:`scdeepclust._uns.h5ad_writable` (lists of dicts become
     dicts keyed ``"0"``, ``"1"``, ...; mixed lists and arbitrary objects become JSON strings;
-    tuples become lists; non-string keys become strings). Everything else is passed
-    through unchanged (not copied).
+    lists and tuples of numbers or strings become arrays; non-string keys become strings).
+    ``changed`` is False when anndata can write ``uns`` as it is (then the copy is not
+    needed); arrays and scalars are shared, not copied.
     """
     out, changed = _writable(dict(uns))
     return out, changed

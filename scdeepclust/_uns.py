@@ -2,16 +2,19 @@
 
 anndata stores ``uns`` in HDF5 and cannot write lists of dicts, lists mixing types, ragged
 nested lists, tuples of strings or arbitrary objects (and a failed write leaves a partial
-file). Every tool passes its record through :func:`h5ad_writable` before storing it, and
-the command line's writer passes the whole ``uns`` through it, so the one set of rules below
-applies everywhere.
+file). The one result writer of the tools (:func:`scdeepclust.tl._record.write_result`)
+passes every record through :func:`h5ad_writable` before storing it, and the command
+line's writer passes the whole ``uns`` through it, so the one set of rules below applies
+everywhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
 from collections.abc import Mapping
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -44,7 +47,8 @@ def _is_real(value) -> bool:
 
 
 def _writable(value) -> tuple[object, bool]:
-    """A value anndata can write to HDF5 and whether it differs from ``value``."""
+    """``value`` in the form stored in ``uns``, and whether anndata could not have written
+    ``value`` as it is (lists of numbers or strings it writes itself, as arrays)."""
     if value is None or isinstance(value, _SCALARS):
         if isinstance(value, complex | np.complexfloating):
             return _to_json(str(value)), True
@@ -55,6 +59,10 @@ def _writable(value) -> tuple[object, bool]:
         return _to_json(value.tolist()), True
     if isinstance(value, pd.DataFrame | AnnData) or sp.issparse(value):
         return value, False
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _writable(dataclasses.asdict(value))[0], True
+    if isinstance(value, PurePath):
+        return str(value), True
     if isinstance(value, Mapping):
         out, changed = {}, not isinstance(value, dict)
         for key, item in value.items():
@@ -63,12 +71,13 @@ def _writable(value) -> tuple[object, bool]:
                 key, item_changed = str(key), True
             out[key] = new
             changed |= item_changed
-        return (out if changed else value), changed
+        return out, changed
     if isinstance(value, list | tuple):
-        if len(value) == 0:
-            return [], isinstance(value, tuple)
-        if all(isinstance(v, str) for v in value) or all(_is_real(v) for v in value):
-            return list(value), isinstance(value, tuple)
+        if all(isinstance(v, str) for v in value) and value:
+            # the array anndata reads back
+            return np.asarray(value, dtype=object), isinstance(value, tuple)
+        if all(_is_real(v) for v in value):
+            return np.asarray(value), isinstance(value, tuple)
         if all(isinstance(v, Mapping) for v in value):
             # records (e.g. events): a dict keyed "0", "1", ... (zero-padded, so that the
             # keys sort in order when read back)
@@ -89,11 +98,12 @@ def h5ad_writable(obj: object) -> object:
 
     - lists of dicts (records) become dicts keyed ``"0"``, ``"1"``, ... (zero-padded to a
       common width), each record converted in turn;
-    - tuples become lists; lists of strings or of numbers are kept;
-    - rectangular nested lists of numbers become arrays;
+    - lists and tuples of numbers, or of strings, become arrays (what anndata reads back);
+      rectangular nested lists of numbers too;
     - other lists (mixed or ragged), object arrays that are not all strings, complex numbers
       and arbitrary objects become JSON strings (read them back with :func:`json.loads`);
-    - non-string dict keys become strings;
+    - non-string dict keys become strings; dataclass instances (option groups) become
+      dicts of their fields; paths become strings;
     - ``None``, strings, numbers, arrays, data frames and sparse matrices are kept.
 
     Parameters
@@ -104,7 +114,6 @@ def h5ad_writable(obj: object) -> object:
     Returns
     -------
     object
-        ``obj`` itself when it is writable as it is, else a converted copy (``obj`` is never
-        modified).
+        A converted copy: new dicts, shared arrays and scalars (``obj`` is never modified).
     """
     return _writable(obj)[0]

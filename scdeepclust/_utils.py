@@ -27,6 +27,22 @@ _FILE_KINDS = (
     (stat.S_ISDIR, "a directory"),
 )
 
+#: Label strings that mean "not annotated", compared stripped and lower-cased.
+MISSING_LABELS = frozenset({"", "na", "nan", "n/a", "none"})
+
+
+def is_missing_label(values) -> np.ndarray:
+    """Boolean mask of missing labels: NaN/None or a string in :data:`MISSING_LABELS`.
+
+    The one definition used by the reader (``io``), the metrics, the plots and
+    ``tl.label_transfer``.
+    """
+    series = (
+        values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    )
+    text = series.astype("string").str.strip().str.lower()
+    return series.isna().to_numpy() | text.isin(MISSING_LABELS).fillna(True).to_numpy()
+
 
 class ScdeepclustInputError(ValueError):
     """Raised when an AnnData or a parameter given to a public function is not usable."""
@@ -165,15 +181,22 @@ def batch_labels(
         return None
     if batch_key not in adata.obs:
         raise KeyError(f"{func}: {name} {batch_key!r} is not a column of adata.obs.")
-    column = adata.obs[batch_key]
-    missing = int(column.isna().sum())
+    return check_group_labels(
+        adata.obs[batch_key].to_numpy(), func=func, what=f"{name} {batch_key!r}"
+    )
+
+
+def check_group_labels(groups, *, func: str, what: str = "groups") -> np.ndarray:
+    """``groups`` (per-observation sample labels) as an array; raises when some are NaN or
+    None: such observations would silently get no neighbours and no per-sample scaling."""
+    groups = np.asarray(groups)
+    missing = int(pd.isna(groups).sum())
     if missing:
         raise ScdeepclustInputError(
-            f"{func}: {name} {batch_key!r}: {missing} of {adata.n_obs} spots have no value "
-            f"(NaN or None) in adata.obs[{batch_key!r}]; every spot needs a sample label: fill "
-            "them in or drop those spots first."
+            f"{func}: {what}: {missing} of {len(groups)} spots have no value (NaN or None); "
+            "every spot needs a sample label: fill them in or drop those spots first."
         )
-    return column.to_numpy()
+    return groups
 
 
 def check_n_clusters(

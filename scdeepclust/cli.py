@@ -132,24 +132,6 @@ def _warnings_as_lines(quiet: bool, debug: bool) -> Iterator[None]:
 # ----------------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def _limit_threads(n: int | None) -> Iterator[None]:
-    """At most ``n`` BLAS/OpenMP/torch threads inside the block (no limit for None)."""
-    if n is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _positive_int(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
@@ -764,7 +746,9 @@ def _main(argv: list[str]) -> int:
     log = _Log(args.quiet)
     with _warnings_as_lines(args.quiet, args.debug):
         try:
-            with _limit_threads(args.threads):
+            from .engine import limit_threads  # imports torch: errors are reported, not raised
+
+            with limit_threads(args.threads):
                 return _COMMANDS[args.command](args, log)
         except Exception as err:
             return _report(err, args.debug)

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ._utils import MAX_ABS_COORDINATE, not_regular_file
+from ._utils import MAX_ABS_COORDINATE, MISSING_LABELS, not_regular_file
 
 __all__ = ["MAX_BYTES", "SpcaFormatError", "read_spca", "read_spca_dir"]
 
@@ -45,7 +45,6 @@ _BLOCK_BYTES = 64 * 2**20
 _COORD_KEYS = ("pos", "Pos")
 _GENE_KEYS = ("genes", "Genes")
 _BARCODE_KEYS = ("barcodes",)
-_MISSING_LABELS = frozenset({"", "na", "nan", "n/a"})
 
 # Visium capture-area array: rows 0-77, columns 0-127, spot pitch 100 um on a hexagonal grid.
 _VISIUM_MAX_ROW = 77
@@ -326,7 +325,7 @@ def _label_strings(values: np.ndarray) -> list[str | None]:
             out.append(None)
             continue
         s = str(v).strip()
-        out.append(None if s.lower() in _MISSING_LABELS else s)
+        out.append(None if s.lower() in MISSING_LABELS else s)
     return out
 
 

@@ -14,7 +14,7 @@ from anndata import AnnData
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as skm
 
-from ._utils import ScdeepclustInputError, check_adata
+from ._utils import ScdeepclustInputError, check_adata, is_missing_label
 
 __all__ = [
     "annotated_pairs",
@@ -22,15 +22,8 @@ __all__ = [
     "clustering_accuracy",
     "score",
     "classification_report",
+    "is_missing_label",
 ]
-
-
-def _is_missing(values: pd.Series) -> np.ndarray:
-    as_str = values.astype("string")
-    return (
-        values.isna().to_numpy()
-        | as_str.str.strip().isin(["", "NA", "nan", "NaN", "None"]).fillna(True).to_numpy()
-    )
 
 
 def annotated_pairs(
@@ -55,7 +48,7 @@ def annotated_pairs(
                 f"metrics: adata.obs[{k!r}] not found; available columns: {list(adata.obs.columns)}."
             )
     truth, pred = adata.obs[truth_key], adata.obs[key]
-    keep = ~(_is_missing(truth) | _is_missing(pred))
+    keep = ~(is_missing_label(truth) | is_missing_label(pred))
     if keep.sum() == 0:
         raise ScdeepclustInputError(
             f"metrics: no observation has both obs[{truth_key!r}] and obs[{key!r}] annotated."

@@ -46,3 +46,62 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+class Presets:
+    """Option presets of the deep tools, as keyword dicts (option groups, quiet, on CPU).
+
+    ``merge(base, train={"lr": 1e10})`` returns ``base`` with the groups updated.
+    """
+
+    def __init__(self, **presets):
+        self.__dict__.update(presets)
+
+    @staticmethod
+    def merge(base: dict, **overrides) -> dict:
+        out = dict(base)
+        for key, value in overrides.items():
+            out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+        return out
+
+
+_TINY_AE = {
+    "features": {"n_top_genes": 30, "n_pcs": 10, "n_comps": 8},
+    "model": {"n_latent": 4, "hidden": (16,)},
+    "train": {"epochs": 5},
+    "verbose": False,
+    "device": "cpu",
+}
+_FAST_AE = {
+    "features": {"n_top_genes": 100, "n_pcs": 20, "n_comps": 20},
+    "train": {"epochs": 30},
+    "verbose": False,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Presets:
+    """Smallest settings that still run every step: ``tiny.ae``, ``tiny.dc``, ``tiny.transfer``."""
+    return Presets(
+        ae=_TINY_AE,
+        dc={**_TINY_AE, "refine": {"epochs": 3}},
+        transfer={
+            "features": {"n_top_genes": 30, "n_comps": 8, "min_shared_genes": 10},
+            "model": {"n_models": 1, "hidden": (16,)},
+            "train": {"epochs": 5},
+            "verbose": False,
+            "device": "cpu",
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def fast() -> Presets:
+    """Small settings that still find the synthetic domains: ``fast.ae``, ``fast.dc``,
+    ``fast.transfer``."""
+    return Presets(
+        ae=_FAST_AE,
+        dc={**_FAST_AE, "refine": {"epochs": 10}},
+        transfer={"features": {"n_comps": 15}, "train": {"epochs": 40}, "verbose": False,
+                  "device": "cpu"},
+    )  # fmt: skip

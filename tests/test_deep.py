@@ -4,13 +4,11 @@ import torch
 
 import scdeepclust as sdc
 
-FAST = dict(epochs=30, refine_epochs=10, n_top_genes=100, n_pcs=20, n_comps=20, verbose=False)
-
 
 @pytest.fixture(scope="module")
-def clustered():
+def clustered(fast):
     adata = sdc.datasets.synthetic(n_obs=900, n_vars=120, n_domains=3, random_state=1)
-    sdc.tl.deep_cluster(adata, 3, **FAST)
+    sdc.tl.deep_cluster(adata, 3, **fast.dc)
     return adata
 
 
@@ -27,6 +25,47 @@ def test_deep_cluster_outputs(clustered):
     assert len(record["history"]["pretrain_loss"]) > 0
     assert len(record["history"]["label_change"]) > 0
     assert record["collapse"]["detected"] is False
+    # the record is generated from the option groups, and is writable to h5ad
+    assert record["params"]["refine"]["epochs"] == 10 and record["params"]["model"]["kind"] == "ae"
+    assert (
+        record["params"]["features"]["n_top_genes"] == 100 and record["params"]["n_clusters"] == 3
+    )
+
+
+def test_flat_keywords_still_work_with_a_future_warning(fast):
+    adata = sdc.datasets.synthetic(n_obs=300, n_vars=60, n_domains=3, random_state=4)
+    grouped = sdc.tl.deep_cluster(adata, 3, copy=True, **fast.dc)
+    flat = dict(epochs=30, refine_epochs=10, n_top_genes=100, n_pcs=20, n_comps=20)
+    with pytest.warns(FutureWarning, match="refine_epochs -> refine=\\{'epochs'"):
+        old = sdc.tl.deep_cluster(adata, 3, copy=True, verbose=False, **flat)
+    assert np.array_equal(old.obs["deep_cluster"], grouped.obs["deep_cluster"])
+    assert (
+        old.uns["deep_cluster"]["params"]["refine"]
+        == grouped.uns["deep_cluster"]["params"]["refine"]
+    )
+    with pytest.raises(TypeError, match="unexpected keyword argument 'pca_fit'"):
+        sdc.tl.deep_cluster(adata, 3, pca_fit="joint")
+
+
+def test_sweep_over_k_pretrains_once(tiny, monkeypatch):
+    import scdeepclust.nn as snn
+
+    calls = []
+    real = snn.pretrain
+    monkeypatch.setattr(snn, "pretrain", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    adata = sdc.datasets.synthetic(n_obs=400, n_vars=60, n_domains=3, random_state=5)
+    sdc.tl.deep_cluster(adata, [5, 6, 7, 8], **tiny.dc)
+    assert len(calls) == 1
+    for k in (5, 6, 7, 8):
+        record = adata.uns[f"deep_cluster_k{k}"]
+        assert record["n_clusters"] == k and adata.obsm[f"deep_cluster_k{k}_proba"].shape[1] == k
+        # every k starts from the same pretrained model
+        assert np.array_equal(
+            record["history"]["pretrain_loss"],
+            adata.uns["deep_cluster_k5"]["history"]["pretrain_loss"],
+        )
+    single = sdc.tl.deep_cluster(adata, 6, copy=True, **tiny.dc)
+    assert np.array_equal(single.obs["deep_cluster"], adata.obs["deep_cluster_k6"])
 
 
 def test_spatial_deep_cluster_beats_non_spatial_baseline(clustered):
@@ -38,46 +77,54 @@ def test_spatial_deep_cluster_beats_non_spatial_baseline(clustered):
     assert deep > plain + 0.2
 
 
-def test_same_seed_same_labels_and_rng_untouched():
+def test_same_seed_same_labels_and_rng_untouched(fast):
     adata = sdc.datasets.synthetic(n_obs=500, n_vars=80, n_domains=3, random_state=2)
     torch.manual_seed(123)
     np.random.seed(123)  # noqa: NPY002 (checking the global state is untouched)
     before_torch, before_np = torch.random.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
-    a = sdc.tl.deep_cluster(adata, 3, random_state=7, copy=True, **FAST)
-    b = sdc.tl.deep_cluster(adata, 3, random_state=7, copy=True, **FAST)
+    a = sdc.tl.deep_cluster(adata, 3, random_state=7, copy=True, **fast.dc)
+    b = sdc.tl.deep_cluster(adata, 3, random_state=7, copy=True, **fast.dc)
     assert np.array_equal(a.obs["deep_cluster"].to_numpy(), b.obs["deep_cluster"].to_numpy())
     assert np.array_equal(a.obsm["X_deep_cluster"], b.obsm["X_deep_cluster"])
     assert torch.equal(torch.random.get_rng_state(), before_torch)
     assert np.array_equal(np.random.get_state()[1], before_np)  # noqa: NPY002
 
 
-def test_n_clusters_estimated_and_recorded():
+def test_n_clusters_estimated_and_recorded(fast, monkeypatch):
+    from scdeepclust.tl._graph_clustering import LeidenK
+
+    seen = []
+    real = LeidenK.__call__
+    monkeypatch.setattr(
+        LeidenK, "__call__", lambda self, est: seen.append(real(self, est)) or seen[-1]
+    )
     adata = sdc.datasets.synthetic(n_obs=600, n_vars=80, n_domains=3, random_state=3)
-    sdc.tl.deep_cluster(adata, **FAST)
+    sdc.tl.deep_cluster(adata, **fast.dc)
     record = adata.uns["deep_cluster"]
-    assert record["n_clusters"] >= 2
-    assert record["n_clusters_source"].startswith("leiden")
-    assert adata.obs["deep_cluster"].nunique() <= record["n_clusters"]
+    assert len(seen) == 1 and record["n_clusters"] == seen[0]  # the estimate is what is used
+    assert 3 <= record["n_clusters"] <= 6  # three clear domains: Leiden finds about three
+    assert record["n_clusters_source"] == "leiden on the latent (resolution 0.5)"
+    assert adata.obsm["deep_cluster_proba"].shape[1] == record["n_clusters"]
 
 
-def test_non_spatial_mode_runs(small_adata):
-    sdc.tl.deep_cluster(small_adata, 3, spatial=False, **FAST)
+def test_non_spatial_mode_runs(small_adata, fast):
+    sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, features={"spatial": False}))
     assert small_adata.uns["deep_cluster"]["graph"] is None
 
 
-def test_forced_collapse_is_detected_recovered_and_recorded(small_adata, monkeypatch):
-    from scdeepclust.tl import _deep_cluster
+def test_forced_collapse_is_detected_recovered_and_recorded(small_adata, monkeypatch, fast):
+    from scdeepclust.engine import _dec
 
-    real = _deep_cluster.run_dec
+    real = _dec.run_dec
 
     def collapsing(*args, **kwargs):
         result = real(*args, **kwargs)
         result.labels = torch.zeros_like(result.labels)
         return result
 
-    monkeypatch.setattr(_deep_cluster, "run_dec", collapsing)
+    monkeypatch.setattr(_dec, "run_dec", collapsing)
     with pytest.warns(UserWarning, match="collapsed"):
-        sdc.tl.deep_cluster(small_adata, 3, **FAST)
+        sdc.tl.deep_cluster(small_adata, 3, **fast.dc)
     record = small_adata.uns["deep_cluster"]
     assert record["collapse"]["detected"] is True
     events = record["collapse"]["events"]  # writable by write_h5ad: keyed "0", "1", ...
@@ -99,17 +146,12 @@ def test_detect_collapse_reasons():
 
 
 @pytest.mark.parametrize("model", ["vae", "zinb"])
-def test_ae_embed_models(small_adata, model):
-    sdc.tl.ae_embed(
-        small_adata,
-        model=model,
-        n_latent=8,
-        key_added=f"X_{model}",
-        **{k: v for k, v in FAST.items() if k not in ("refine_epochs",)},
-    )
+def test_ae_embed_models(small_adata, model, fast):
+    options = fast.merge(fast.ae, model={"kind": model, "n_latent": 8})
+    sdc.tl.ae_embed(small_adata, key_added=f"X_{model}", **options)
     latent = small_adata.obsm[f"X_{model}"]
     assert latent.shape == (900, 8) and np.isfinite(latent).all()
-    assert small_adata.uns[model]["params"]["model"] == model
+    assert small_adata.uns[model]["params"]["model"]["kind"] == model
 
 
 def test_unknown_model_lists_choices(small_adata):
@@ -127,9 +169,9 @@ def _two_slices():
     return joint
 
 
-def test_joint_slices_graph_within_samples_and_domains_found():
+def test_joint_slices_graph_within_samples_and_domains_found(fast):
     joint = _two_slices()
-    sdc.tl.deep_cluster(joint, 3, batch_key="sample", **FAST)
+    sdc.tl.deep_cluster(joint, 3, batch_key="sample", **fast.dc)
     assert joint.uns["deep_cluster"]["graph"] == "built"
     for sample in ("s1", "s2"):
         part = joint[joint.obs["sample"] == sample]

@@ -17,21 +17,6 @@ from sklearn.metrics import adjusted_rand_score
 import scdeepclust as sdc
 from scdeepclust._utils import ScdeepclustInputError
 
-# small and quick: the classifier stops early well before this
-FAST = {"epochs": 40, "n_comps": 15, "verbose": False, "device": "cpu"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on a shared 2-core machine: extra intra-op threads only add contention.
-
-    Scoped to this module and restored afterwards.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _named(adata):
     """Give the synthetic genes names that do not look generated."""
@@ -53,7 +38,7 @@ def _split_slices(n_obs=1400, n_vars=150, n_domains=4, seed=0, depth=3.0):
 
 
 @pytest.fixture(scope="module")
-def transferred():
+def transferred(fast):
     """Reference (with a few unannotated spots), its deep copy, and the annotated query."""
     ref, query = _split_slices()
     ref, query = _named(ref), _named(query)
@@ -61,7 +46,7 @@ def transferred():
     truth.iloc[:25] = np.nan
     ref.obs["truth"] = pd.Categorical(truth, categories=ref.obs["truth"].cat.categories)
     before = copy.deepcopy(ref)
-    out = sdc.tl.label_transfer(ref, query, copy=True, random_state=0, **FAST)
+    out = sdc.tl.label_transfer(ref, query, copy=True, random_state=0, **fast.transfer)
     return ref, before, query, out
 
 
@@ -90,12 +75,12 @@ def test_outputs(transferred):
     rep = out.obsm["X_transferred"]
     assert rep.shape == (out.n_obs, 3 * 64) and np.isfinite(rep).all()
     record = out.uns["transferred"]
-    assert record["classes"] == classes
+    assert list(record["classes"]) == classes
     assert record["n_shared_genes"] == ref.n_vars and record["gene_matching"] == "name"
     assert record["n_train_spots"] == ref.n_obs - 25  # NaN labels are not trained on
-    assert record["seconds"] > 0 and len(record["history"]) == record["params"]["n_models"]
+    assert len(record["history"]) == record["params"]["model"]["n_models"] == 3
     assert len(record["history"]["model_0"]["train_loss"]) >= 1
-    assert 0 < record["validation_balanced_accuracy"] <= 1
+    assert record["validation_balanced_accuracy"] > 0.7  # held-out reference spots
     assert not any(k.startswith("spatial") for k in out.obsp)  # graphs are not stored
 
 
@@ -103,7 +88,7 @@ def test_result_writes_to_h5ad(transferred, tmp_path):
     _, _, _, out = transferred
     out.write_h5ad(tmp_path / "q.h5ad")
     back = anndata.read_h5ad(tmp_path / "q.h5ad")
-    assert back.uns["transferred"]["classes"].tolist() == out.uns["transferred"]["classes"]
+    assert back.uns["transferred"]["classes"].tolist() == out.uns["transferred"]["classes"].tolist()
 
 
 def test_representation_is_usable_by_sklearn(transferred):
@@ -123,49 +108,49 @@ def test_reference_untouched(transferred):
     assert set(ref.uns) == set(before.uns) and not ref.layers
 
 
-def test_deterministic_and_warns_on_overwrite(transferred):
+def test_deterministic_and_warns_on_overwrite(transferred, fast):
     ref, _, query, out = transferred
     again = out.copy()
     state = torch.random.get_rng_state()
     with pytest.warns(UserWarning, match="overwriting"):
-        sdc.tl.label_transfer(ref, again, random_state=0, **FAST)
+        sdc.tl.label_transfer(ref, again, random_state=0, **fast.transfer)
     assert torch.equal(state, torch.random.get_rng_state())  # global RNG preserved
     assert np.array_equal(again.obsm["transferred_proba"], out.obsm["transferred_proba"])
 
 
-def test_too_few_shared_genes():
+def test_too_few_shared_genes(fast):
     ref, query = _split_slices(400, 120, 3)
     ref, query = _named(ref), _named(query)
     names = list(query.var_names)
     query.var_names = names[:50] + [f"Other{i}x" for i in range(70)]
     with pytest.raises(ScdeepclustInputError, match=r"only 50 genes.*120 genes.*120 genes.*100"):
-        sdc.tl.label_transfer(ref, query, **FAST)
+        sdc.tl.label_transfer(ref, query, **fast.transfer)
 
 
-def test_generated_names_same_panel_align_by_position():
+def test_generated_names_same_panel_align_by_position(fast):
     ref, query = _split_slices(400, 120, 3)  # synthetic names: gene_0, gene_1, ...
     query.var_names = [str(i) for i in range(query.n_vars)]
     with pytest.warns(UserWarning, match="aligning the 120 genes by position"):
-        out = sdc.tl.label_transfer(ref, query, copy=True, **FAST)
+        out = sdc.tl.label_transfer(ref, query, copy=True, **fast.transfer)
     assert out.uns["transferred"]["gene_matching"] == "position"
 
 
-def test_generated_names_different_panels_refused():
+def test_generated_names_different_panels_refused(fast):
     ref, query = _split_slices(400, 120, 3)
     with pytest.raises(ScdeepclustInputError, match="gene names are needed.*120, 110 genes"):
-        sdc.tl.label_transfer(ref, query[:, :110].copy(), **FAST)
+        sdc.tl.label_transfer(ref, query[:, :110].copy(), **fast.transfer)
 
 
-def test_needs_two_classes_and_rejects_query_as_reference():
+def test_needs_two_classes_and_rejects_query_as_reference(fast):
     ref, query = _split_slices(400, 120, 3)
     ref, query = _named(ref), _named(query)
     ref.obs["one"] = pd.Categorical(["a"] * ref.n_obs)
     with pytest.raises(ScdeepclustInputError, match="at least two"):
-        sdc.tl.label_transfer(ref, query, label_key="one", **FAST)
+        sdc.tl.label_transfer(ref, query, label_key="one", **fast.transfer)
     with pytest.raises(KeyError, match="missing_key"):
-        sdc.tl.label_transfer(ref, query, label_key="missing_key", **FAST)
+        sdc.tl.label_transfer(ref, query, label_key="missing_key", **fast.transfer)
     with pytest.raises(ScdeepclustInputError, match="query is also a reference"):
-        sdc.tl.label_transfer(ref, ref, **FAST)
+        sdc.tl.label_transfer(ref, ref, **fast.transfer)
 
 
 def test_collapsed_classifier_makes_report_warn():

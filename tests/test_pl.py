@@ -1,5 +1,7 @@
 """Tests of the plotting functions."""
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.colors import to_hex, to_rgba_array  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from scdeepclust import pl  # noqa: E402
@@ -180,3 +182,105 @@ def test_history_errors(adata):
     adata.uns["deep_cluster"] = {"history": {"loss": []}}
     with pytest.raises(ScdeepclustInputError, match="no non-empty"):
         pl.history(adata)
+
+
+# --------------------------------------------------------------------------- Scanpy conventions
+
+
+def test_spatial_compare_orientation_matches_scanpy_spatial(adata):
+    """y points down in our maps, in sc.pl.spatial's and in sdc.pl.spatial's."""
+    import scanpy as sc
+
+    ours = pl.spatial_compare(adata, ["truth"]).axes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sc.pl.spatial is deprecated in favour of squidpy
+        theirs = sc.pl.spatial(adata, color="truth", spot_size=1.0, show=False)[0]
+    wrapped = pl.spatial(adata, color="truth", show=False)
+    for ax in (ours, theirs, wrapped):
+        assert ax.yaxis_inverted()
+        bottom, top = ax.get_ylim()
+        assert bottom > top
+        assert not ax.xaxis_inverted()
+    y = adata.obsm["spatial"][:, 1]
+    for ax in (ours, wrapped):  # the data's extremes sit at the same edges as Scanpy's
+        bottom, top = ax.get_ylim()
+        assert top <= y.min() and bottom >= y.max()
+
+
+def test_spatial_compare_writes_matched_palette_to_uns(adata):
+    import scanpy as sc
+
+    fig = pl.spatial_compare(adata, ["truth", "pred"])
+    truth_cats = list(adata.obs["truth"].cat.categories)
+    pred_cats = list(adata.obs["pred"].cat.categories)
+    assert len(adata.uns["truth_colors"]) == len(truth_cats)
+    assert len(adata.uns["pred_colors"]) == len(pred_cats)
+    # the colours drawn are the stored ones, spot by spot
+    for ax, key in zip(fig.axes[:2], ["truth", "pred"]):
+        stored = dict(zip(adata.obs[key].cat.categories, adata.uns[f"{key}_colors"]))
+        expected = to_rgba_array([stored[v] for v in adata.obs[key]])
+        np.testing.assert_allclose(ax.collections[0].get_facecolors(), expected)
+    # Scanpy reads them back unchanged
+    before = list(adata.uns["pred_colors"])
+    sc.pl.embedding(adata, basis="spatial", color="pred", show=False)
+    assert list(adata.uns["pred_colors"]) == before
+    # a rerun changes nothing and says nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pl.spatial_compare(adata, ["truth", "pred"])
+    assert list(adata.uns["pred_colors"]) == before
+
+
+def test_spatial_compare_keeps_users_reference_colors(adata):
+    user = ["#000000", "#111111", "#222222", "#333333"]
+    adata.uns["truth_colors"] = list(user)
+    fig = pl.spatial_compare(adata, ["truth", "pred"])
+    assert list(adata.uns["truth_colors"]) == user
+    drawn = {to_hex(c) for c in fig.axes[0].collections[0].get_facecolors()}
+    assert drawn == set(user)
+    # invalid colours (wrong length) for the reference are replaced, with a warning
+    adata.uns["truth_colors"] = ["#000000"]
+    with pytest.warns(UserWarning, match=r"overwriting existing adata.uns\['truth_colors'\]"):
+        pl.spatial_compare(adata, ["truth"])
+    assert len(adata.uns["truth_colors"]) == 4
+
+
+@pytest.fixture
+def _figdir(tmp_path):
+    import scanpy as sc
+
+    old = sc.settings.figdir
+    sc.settings.figdir = tmp_path / "figures"
+    yield
+    sc.settings.figdir = old
+
+
+@pytest.mark.usefixtures("_figdir")
+def test_save_follows_scanpy(adata, tmp_path):
+    import scanpy as sc
+
+    pl.spatial_compare(adata, ["truth", "pred"], save=True)
+    assert (tmp_path / "figures" / f"spatial_compare.{sc.settings.file_format_figs}").exists()
+    pl.spatial_compare(adata, ["truth"], save="_slice.pdf")
+    assert (tmp_path / "figures" / "spatial_compare_slice.pdf").read_bytes()[:4] == b"%PDF"
+    pl.scores(_score_table(), save="_bench.png")
+    assert (tmp_path / "figures" / "scores_bench.png").exists()
+    pl.spatial(adata, color="truth", show=False, save="_truth.png")
+    assert (tmp_path / "figures" / "spatial_truth.png").exists()
+    exact = tmp_path / "elsewhere" / "map.png"
+    exact.parent.mkdir()
+    pl.spatial_compare(adata, ["truth"], save=exact)
+    assert exact.exists()
+    with pytest.raises(TypeError, match="save"):
+        pl.spatial_compare(adata, ["truth"], save=3)
+
+
+def test_scores_draws_samples_without_joining_lines():
+    table = _score_table()
+    refs = table[table["seed"] == 0].assign(method=lambda d: d["method"] + "_published")
+    fig = pl.scores(table, references=refs)
+    lines = [line for ax in fig.axes for line in ax.get_lines()]
+    markers = [line for line in lines if line.get_marker() not in (None, "", "None")]
+    assert markers, "no marker series drawn"
+    for line in markers:
+        assert line.get_linestyle() in ("None", "none", ""), line.get_label()

@@ -31,8 +31,13 @@ from scdeepclust.io import MAX_BYTES_ENV, SpcaFormatError, read_spca
 
 ROOT = Path(__file__).resolve().parents[1]
 N_OBS, N_VARS = 60, 12
-TINY = dict(epochs=3, n_top_genes=10, n_pcs=5, n_comps=4, n_latent=3, hidden=(8,))
-TINY.update(verbose=False, device="cpu")
+TINY = {
+    "features": {"n_top_genes": 10, "n_pcs": 5, "n_comps": 4},
+    "model": {"n_latent": 3, "hidden": (8,)},
+    "train": {"epochs": 3},
+    "verbose": False,
+    "device": "cpu",
+}
 
 
 def _counts(n_obs: int = N_OBS, n_vars: int = N_VARS, seed: int = 0) -> np.ndarray:
@@ -327,6 +332,19 @@ def test_8_missing_sample_labels_are_an_error(two_samples, func):
     assert "'sample'" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "func",
+    [
+        lambda a, groups: pp.knn_graph(a.obsm["spatial"], groups=groups),
+        lambda a, groups: pp.standardize(a.X, groups),
+    ],
+    ids=["knn_graph", "standardize"],
+)
+def test_8_missing_sample_labels_in_the_array_functions(two_samples, func):
+    with pytest.raises(ScdeepclustInputError, match="3 of 120 spots"):
+        func(two_samples, two_samples.obs["sample"].to_numpy())
+
+
 # ----------------------------------------------------------------------------- 9: coordinates
 
 
@@ -369,19 +387,19 @@ def test_9_third_coordinate_column_is_reported(tmp_path):
 
 
 def test_13_uns_after_a_forced_collapse_is_writable(tmp_path, monkeypatch):
-    from scdeepclust.tl import _deep_cluster
+    from scdeepclust.engine import _dec
 
-    real = _deep_cluster.run_dec
+    real = _dec.run_dec
 
     def collapsing(*args, **kwargs):
         result = real(*args, **kwargs)
         result.labels = torch.zeros_like(result.labels)
         return result
 
-    monkeypatch.setattr(_deep_cluster, "run_dec", collapsing)
+    monkeypatch.setattr(_dec, "run_dec", collapsing)
     adata = sdc.datasets.synthetic(n_obs=150, n_vars=30, n_domains=3)
     with pytest.warns(UserWarning, match="collapsed"):
-        tl.deep_cluster(adata, 3, refine_epochs=2, **TINY)
+        tl.deep_cluster(adata, 3, refine={"epochs": 2}, **TINY)
     adata.write_h5ad(tmp_path / "collapsed.h5ad")  # plain anndata, no sanitising writer
     back = ad.read_h5ad(tmp_path / "collapsed.h5ad")
     events = back.uns["deep_cluster"]["collapse"]["events"]
@@ -401,8 +419,10 @@ def test_13_h5ad_writable_rules(tmp_path):
         3: "int key",
     }
     out = h5ad_writable(value)
-    assert out["records"] == {"0": {"a": 1}, "1": {"b": ["x", "y"]}}
-    assert out["tuple"] == [1, 2] and out["mixed"] == '[1, "a", null]' and out["3"] == "int key"
+    assert list(out["records"]) == ["0", "1"] and out["records"]["0"] == {"a": 1}
+    assert out["records"]["1"]["b"].tolist() == ["x", "y"]  # arrays, as read back
+    assert out["tuple"].tolist() == [1, 2] and out["3"] == "int key"
+    assert out["mixed"] == '[1, "a", null]'  # JSON: types survive (json.loads)
     assert value["tuple"] == (1, 2)  # not modified
     adata = ad.AnnData(np.zeros((2, 2)))
     adata.uns["rec"] = out

@@ -32,9 +32,6 @@ from scdeepclust._utils import ScdeepclustInputError
 from scdeepclust.io import SpcaFormatError
 
 N_OBS = 400
-TINY = dict(epochs=5, n_top_genes=30, n_pcs=10, n_comps=8, n_latent=4, hidden=(16,))
-TINY.update(verbose=False, device="cpu")
-TINY_DC = dict(TINY, refine_epochs=3)
 
 
 @pytest.fixture(scope="module")
@@ -56,21 +53,21 @@ def _with_graph(adata):
 
 # Every public function that takes an AnnData, called with valid minimal arguments.
 ANNDATA_FUNCS = {
-    "pp.spatial_neighbors": lambda a: pp.spatial_neighbors(a),
-    "pp.normalize": lambda a: pp.normalize(a, n_top_genes=30),
-    "pp.minmax_scale": lambda a: pp.minmax_scale(a),
-    "pp.neighbor_features": lambda a: pp.neighbor_features(a, n_comps=8, n_top_genes=30),
-    "tl.kmeans": lambda a: tl.kmeans(a, 3),
-    "tl.pca_kmeans": lambda a: tl.pca_kmeans(a, 3, n_comps=8, n_top_genes=30),
-    "tl.pca_louvain": lambda a: tl.pca_louvain(a, n_comps=8, n_top_genes=30),
-    "tl.pca_leiden": lambda a: tl.pca_leiden(a, n_comps=8, n_top_genes=30),
-    "tl.ae_embed": lambda a: tl.ae_embed(a, **TINY),
-    "tl.deep_cluster": lambda a: tl.deep_cluster(a, 3, **TINY_DC),
-    "metrics.annotated_pairs": lambda a: metrics.annotated_pairs(a, "pred"),
-    "metrics.score": lambda a: metrics.score(a, "pred"),
-    "metrics.classification_report": lambda a: metrics.classification_report(a, "pred"),
-    "pl.spatial_compare": lambda a: pl.spatial_compare(a, ["truth", "pred"]),
-    "pl.history": lambda a: pl.history(a, "deep_cluster"),
+    "pp.spatial_neighbors": lambda a, p: pp.spatial_neighbors(a),
+    "pp.normalize": lambda a, p: pp.normalize(a, n_top_genes=30),
+    "pp.minmax_scale": lambda a, p: pp.minmax_scale(a),
+    "pp.neighbor_features": lambda a, p: pp.neighbor_features(a, n_comps=8, n_top_genes=30),
+    "tl.kmeans": lambda a, p: tl.kmeans(a, 3),
+    "tl.pca_kmeans": lambda a, p: tl.pca_kmeans(a, 3, n_comps=8, n_top_genes=30),
+    "tl.pca_louvain": lambda a, p: tl.pca_louvain(a, n_comps=8, n_top_genes=30),
+    "tl.pca_leiden": lambda a, p: tl.pca_leiden(a, n_comps=8, n_top_genes=30),
+    "tl.ae_embed": lambda a, p: tl.ae_embed(a, **p.ae),
+    "tl.deep_cluster": lambda a, p: tl.deep_cluster(a, 3, **p.dc),
+    "metrics.annotated_pairs": lambda a, p: metrics.annotated_pairs(a, "pred"),
+    "metrics.score": lambda a, p: metrics.score(a, "pred"),
+    "metrics.classification_report": lambda a, p: metrics.classification_report(a, "pred"),
+    "pl.spatial_compare": lambda a, p: pl.spatial_compare(a, ["truth", "pred"]),
+    "pl.history": lambda a, p: pl.history(a, "deep_cluster"),
 }
 # Functions that read the counts in X (and must reject NaN/inf/negative values).
 COUNT_FUNCS = [
@@ -85,11 +82,11 @@ COUNT_FUNCS = [
 ]
 # Functions with an n_clusters argument, called with a given value.
 N_CLUSTER_FUNCS = {
-    "tl.kmeans": lambda a, k: tl.kmeans(a, k),
-    "tl.pca_kmeans": lambda a, k: tl.pca_kmeans(a, k, n_top_genes=30),
-    "tl.pca_louvain": lambda a, k: tl.pca_louvain(a, k, n_top_genes=30),
-    "tl.pca_leiden": lambda a, k: tl.pca_leiden(a, k, n_top_genes=30),
-    "tl.deep_cluster": lambda a, k: tl.deep_cluster(a, k, **TINY_DC),
+    "tl.kmeans": lambda a, k, p: tl.kmeans(a, k),
+    "tl.pca_kmeans": lambda a, k, p: tl.pca_kmeans(a, k, n_top_genes=30),
+    "tl.pca_louvain": lambda a, k, p: tl.pca_louvain(a, k, n_top_genes=30),
+    "tl.pca_leiden": lambda a, k, p: tl.pca_leiden(a, k, n_top_genes=30),
+    "tl.deep_cluster": lambda a, k, p: tl.deep_cluster(a, k, **p.dc),
 }
 
 
@@ -104,9 +101,9 @@ def _needs_graph(name: str) -> bool:
 @pytest.mark.parametrize(
     "bad", [np.ones((10, 5)), pd.DataFrame(np.ones((10, 5))), None], ids=["array", "df", "none"]
 )
-def test_not_an_anndata_is_a_type_error(name, bad):
+def test_not_an_anndata_is_a_type_error(name, bad, tiny):
     with pytest.raises(TypeError, match="expected an AnnData, got"):
-        ANNDATA_FUNCS[name](bad)
+        ANNDATA_FUNCS[name](bad, tiny)
 
 
 def test_scores_needs_a_dataframe():
@@ -117,9 +114,9 @@ def test_scores_needs_a_dataframe():
 
 
 @pytest.mark.parametrize("name", ["tl.kmeans", "pp.normalize", "metrics.score"])
-def test_empty_anndata(name):
+def test_empty_anndata(name, tiny):
     with pytest.raises(ScdeepclustInputError, match="the AnnData is empty"):
-        ANNDATA_FUNCS[name](AnnData(np.zeros((0, 5), dtype=np.float32)))
+        ANNDATA_FUNCS[name](AnnData(np.zeros((0, 5), dtype=np.float32)), tiny)
 
 
 # --------------------------------------------------------------------------- coordinates
@@ -128,11 +125,11 @@ def test_empty_anndata(name):
 @pytest.mark.parametrize(
     "name", ["pp.spatial_neighbors", "tl.ae_embed", "tl.deep_cluster", "pl.spatial_compare"]
 )
-def test_missing_spatial_says_how_to_add_it(adata, name):
+def test_missing_spatial_says_how_to_add_it(adata, name, tiny):
     del adata.obsm["spatial"]
     pattern = r"adata\.obsm\['spatial'\] is missing.*adata\.obsm\['spatial'\] = coords"
     with pytest.raises(ScdeepclustInputError, match=pattern):
-        ANNDATA_FUNCS[name](adata)
+        ANNDATA_FUNCS[name](adata, tiny)
 
 
 def test_missing_graph_says_how_to_build_it(adata):
@@ -142,7 +139,7 @@ def test_missing_graph_says_how_to_build_it(adata):
 
 @pytest.mark.parametrize("name", ["pp.spatial_neighbors", "tl.deep_cluster", "pl.spatial_compare"])
 @pytest.mark.parametrize("bad", ["1-column", "nan", "inf"])
-def test_malformed_spatial(adata, name, bad):
+def test_malformed_spatial(adata, name, bad, tiny):
     coords = adata.obsm["spatial"].copy()
     if bad == "1-column":
         coords = coords[:, :1]
@@ -152,7 +149,7 @@ def test_malformed_spatial(adata, name, bad):
         match = "NaN or inf"
     adata.obsm["spatial"] = coords
     with pytest.raises(ScdeepclustInputError, match=match):
-        ANNDATA_FUNCS[name](adata)
+        ANNDATA_FUNCS[name](adata, tiny)
 
 
 @pytest.mark.parametrize("n_neighs", [0, -1, 2.5, True])
@@ -174,7 +171,7 @@ def test_spatial_neighbors_bad_radius_and_library_key(adata):
 @pytest.mark.parametrize("name", COUNT_FUNCS)
 @pytest.mark.parametrize("bad", ["nan", "inf", "negative"])
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
-def test_bad_counts_rejected(adata, name, bad, sparse):
+def test_bad_counts_rejected(adata, name, bad, sparse, tiny):
     if _needs_graph(name):
         _with_graph(adata)
     X = adata.X.toarray()
@@ -184,7 +181,7 @@ def test_bad_counts_rejected(adata, name, bad, sparse):
     with pytest.raises(
         ScdeepclustInputError, match=rf"{re.escape(name)}: adata\.X contains {match}"
     ):
-        ANNDATA_FUNCS[name](adata)
+        ANNDATA_FUNCS[name](adata, tiny)
 
 
 @pytest.mark.parametrize("func", [pp.log_normalize, pp.expression_pcs])
@@ -216,29 +213,29 @@ def test_minmax_scale_rejects_nan_but_scales_negative_values(adata):
 
 @pytest.mark.parametrize("name", sorted(N_CLUSTER_FUNCS))
 @pytest.mark.parametrize("k", [-3, 0, 1, N_OBS + 1])
-def test_n_clusters_out_of_range(adata, name, k):
+def test_n_clusters_out_of_range(adata, name, k, tiny):
     with pytest.raises(ScdeepclustInputError, match=f"between 2 and n_obs={N_OBS}, got {k}"):
-        N_CLUSTER_FUNCS[name](adata, k)
+        N_CLUSTER_FUNCS[name](adata, k, tiny)
 
 
 @pytest.mark.parametrize("name", sorted(N_CLUSTER_FUNCS))
 @pytest.mark.parametrize("k", [2.5, 3.0, "3", True])
-def test_n_clusters_wrong_type(adata, name, k):
+def test_n_clusters_wrong_type(adata, name, k, tiny):
     with pytest.raises(TypeError, match="n_clusters must be an integer"):
-        N_CLUSTER_FUNCS[name](adata, k)
+        N_CLUSTER_FUNCS[name](adata, k, tiny)
 
 
 @pytest.mark.parametrize("name", ["tl.kmeans", "tl.pca_kmeans"])
-def test_n_clusters_required_for_kmeans(adata, name):
+def test_n_clusters_required_for_kmeans(adata, name, tiny):
     with pytest.raises(TypeError, match="n_clusters is required"):
-        N_CLUSTER_FUNCS[name](adata, None)
+        N_CLUSTER_FUNCS[name](adata, None, tiny)
 
 
 @pytest.mark.parametrize("name", sorted(N_CLUSTER_FUNCS))
-def test_too_few_observations_for_the_clusters(adata, name):
+def test_too_few_observations_for_the_clusters(adata, name, tiny):
     small = adata[:4].copy()
     with pytest.raises(ScdeepclustInputError, match="between 2 and n_obs=4, got 5"):
-        N_CLUSTER_FUNCS[name](small, 5)
+        N_CLUSTER_FUNCS[name](small, 5, tiny)
 
 
 def test_as_many_clusters_as_observations_is_allowed(adata):
@@ -250,21 +247,21 @@ def test_as_many_clusters_as_observations_is_allowed(adata):
 # --------------------------------------------------------------------------- names
 
 
-def test_unknown_model_init_layout_device_and_join(adata):
+def test_unknown_model_init_layout_device_and_join(adata, tiny):
     with pytest.raises(
         ScdeepclustInputError, match="unknown model 'gan'.*'ae', 'vae', 'zinb', 'nb'"
     ):
-        tl.ae_embed(adata, model="gan", **TINY)
+        tl.ae_embed(adata, **tiny.merge(tiny.ae, model={"kind": "gan"}))
     with pytest.raises(
         ScdeepclustInputError, match="unknown model 'gan'.*'ae', 'vae', 'zinb', 'nb'"
     ):
-        tl.deep_cluster(adata, 3, model="gan", **TINY_DC)
+        tl.deep_cluster(adata, 3, **tiny.merge(tiny.dc, model={"kind": "gan"}))
     with pytest.raises(ScdeepclustInputError, match="unknown init 'spectral'.*'gmm', 'kmeans'"):
-        tl.deep_cluster(adata, 3, init="spectral", **TINY_DC)
+        tl.deep_cluster(adata, 3, **tiny.merge(tiny.dc, refine={"init": "spectral"}))
     with pytest.raises(ScdeepclustInputError, match="unknown layout 'rings'.*'layers', 'blobs'"):
         sdc.datasets.synthetic(100, 20, 2, layout="rings")
     with pytest.raises(ValueError, match="unknown device 'gpu'.*'auto', 'cpu', 'cuda'"):
-        tl.ae_embed(adata, **dict(TINY, device="gpu"))
+        tl.ae_embed(adata, **tiny.merge(tiny.ae, device="gpu"))
     with pytest.raises(ValueError, match="join must be 'inner' or 'outer', got 'left'"):
         sdc.read_spca_dir(["a.h5"], join="left")
     with pytest.raises(ValueError, match="visium_array must be True, False or 'auto'"):
@@ -284,11 +281,11 @@ def test_neighbor_average_shape_mismatch():
         pp.neighbor_average(np.ones((6, 2)), graph)
 
 
-def test_missing_keys_are_named(adata):
+def test_missing_keys_are_named(adata, tiny):
     with pytest.raises(KeyError, match="batch_key 'nope'"):
         pp.normalize(adata, batch_key="nope")
     with pytest.raises(KeyError, match="batch_key 'nope'"):
-        tl.deep_cluster(adata, 3, batch_key="nope", **TINY_DC)
+        tl.deep_cluster(adata, 3, batch_key="nope", **tiny.dc)
     with pytest.raises(KeyError, match=r"adata\.obs\['nope'\] not found; available columns"):
         metrics.score(adata, "nope")
     with pytest.raises(KeyError, match="no column 'nope'; available columns"):
@@ -366,13 +363,13 @@ def _finite_outputs(before: AnnData, after: AnnData) -> None:
 @pytest.mark.parametrize(
     "name", [n for n in ANNDATA_FUNCS if n.startswith(("pp.", "tl.")) and "deep" not in n]
 )
-def test_zero_spots_and_genes_are_handled(adata, name):
+def test_zero_spots_and_genes_are_handled(adata, name, tiny):
     """All-zero spots and genes: no crash and no NaN (deep models: test_reliability_numerics)."""
     _zero_some(adata)
     if _needs_graph(name):
         _with_graph(adata)
     before = adata.copy()
-    ANNDATA_FUNCS[name](adata)
+    ANNDATA_FUNCS[name](adata, tiny)
     _finite_outputs(before, adata)
     if name == "pp.normalize":
         assert not adata.var["highly_variable"].iloc[:5].any()
@@ -391,7 +388,7 @@ def test_zero_spots_with_batches(adata):
 
 
 @pytest.mark.parametrize("value", [0.0, 3.0], ids=["zeros", "constant"])
-def test_all_zero_or_constant_x(adata, value):
+def test_all_zero_or_constant_x(adata, value, tiny):
     adata.X = np.full(adata.shape, value, dtype=np.float32)
     pp.normalize(adata, n_top_genes=30)
     assert np.isfinite(adata.layers["lognorm"]).all()
@@ -401,9 +398,9 @@ def test_all_zero_or_constant_x(adata, value):
     _with_graph(adata)
     for name in ["pp.neighbor_features", "tl.pca_kmeans", "tl.pca_leiden", "tl.ae_embed"]:
         with pytest.raises(ScdeepclustInputError, match="nothing to cluster"):
-            ANNDATA_FUNCS[name](adata)
+            ANNDATA_FUNCS[name](adata, tiny)
     with pytest.raises(ScdeepclustInputError, match="nothing to cluster"):
-        tl.deep_cluster(adata, 3, **TINY_DC)
+        tl.deep_cluster(adata, 3, **tiny.dc)
     state = "all zeros" if value == 0 else "constant in every column"
     with pytest.raises(ScdeepclustInputError, match=f"tl.kmeans: adata.X is {state}"):
         tl.kmeans(adata, 3)

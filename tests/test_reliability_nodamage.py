@@ -14,6 +14,7 @@ import re
 import warnings
 from collections.abc import Mapping
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,9 +26,6 @@ import scdeepclust as sdc
 import scdeepclust.nn as snn
 from scdeepclust import metrics, pl, pp, tl
 
-TINY = dict(epochs=5, n_top_genes=30, n_pcs=10, n_comps=8, n_latent=4, hidden=(16,))
-TINY.update(verbose=False, device="cpu")
-TINY_DC = dict(TINY, refine_epochs=3)
 DC_OUT = {
     "obs": {"deep_cluster"},
     "uns": {"deep_cluster"},
@@ -37,66 +35,86 @@ DC_OUT = {
 # name: (call, documented outputs, accepts copy=)
 CASES = {
     "pp.spatial_neighbors": (
-        lambda a, **kw: pp.spatial_neighbors(a, key_added="sn", **kw),
+        lambda a, p, **kw: pp.spatial_neighbors(a, key_added="sn", **kw),
         {"obsp": {"sn_connectivities", "sn_distances"}, "uns": {"sn_neighbors"}},
         True,
     ),
     "pp.normalize": (
-        lambda a, **kw: pp.normalize(a, n_top_genes=30, **kw),
+        lambda a, p, **kw: pp.normalize(a, n_top_genes=30, **kw),
         {"layers": {"lognorm"}, "var": {"highly_variable"}, "uns": {"normalize"}},
         True,
     ),
     "pp.minmax_scale": (
-        lambda a, **kw: pp.minmax_scale(a, **kw),
+        lambda a, p, **kw: pp.minmax_scale(a, **kw),
         {"layers": {"minmax"}},
         True,
     ),
     "pp.neighbor_features": (
-        lambda a, **kw: pp.neighbor_features(a, n_comps=8, n_top_genes=30, **kw),
+        lambda a, p, **kw: pp.neighbor_features(a, n_comps=8, n_top_genes=30, **kw),
         {"obsm": {"X_spatial"}},
         True,
     ),
     "tl.kmeans": (
-        lambda a, **kw: tl.kmeans(a, 3, **kw),
+        lambda a, p, **kw: tl.kmeans(a, 3, **kw),
         {"obs": {"kmeans"}, "uns": {"kmeans"}},
         True,
     ),
     "tl.pca_kmeans": (
-        lambda a, **kw: tl.pca_kmeans(a, 3, n_comps=8, n_top_genes=30, **kw),
+        lambda a, p, **kw: tl.pca_kmeans(a, 3, n_comps=8, n_top_genes=30, **kw),
         {"obs": {"pca_kmeans"}, "uns": {"pca_kmeans"}},
         True,
     ),
     "tl.pca_louvain": (
-        lambda a, **kw: tl.pca_louvain(a, n_comps=8, n_top_genes=30, **kw),
+        lambda a, p, **kw: tl.pca_louvain(a, n_comps=8, n_top_genes=30, **kw),
         {"obs": {"pca_louvain"}, "uns": {"pca_louvain"}},
         True,
     ),
     "tl.pca_leiden": (
-        lambda a, **kw: tl.pca_leiden(a, n_comps=8, n_top_genes=30, **kw),
+        lambda a, p, **kw: tl.pca_leiden(a, n_comps=8, n_top_genes=30, **kw),
         {"obs": {"pca_leiden"}, "uns": {"pca_leiden"}},
         True,
     ),
     "tl.ae_embed": (
-        lambda a, **kw: tl.ae_embed(a, **TINY, **kw),
+        lambda a, p, **kw: tl.ae_embed(a, **p.ae, **kw),
         {"obsm": {"X_ae"}, "uns": {"ae"}},
         True,
     ),
-    "tl.deep_cluster": (lambda a, **kw: tl.deep_cluster(a, 3, **TINY_DC, **kw), DC_OUT, True),
-    "metrics.annotated_pairs": (lambda a: metrics.annotated_pairs(a, "pred"), {}, False),
-    "metrics.score": (lambda a: metrics.score(a, "pred"), {}, False),
+    "tl.deep_cluster": (lambda a, p, **kw: tl.deep_cluster(a, 3, **p.dc, **kw), DC_OUT, True),
+    "tl.label_transfer": (
+        lambda a, p, **kw: tl.label_transfer(_reference(a), a, **p.transfer, **kw),
+        {
+            "obs": {"transferred", "transferred_confidence"},
+            "obsm": {"transferred_proba", "X_transferred"},
+            "uns": {"transferred"},
+        },
+        True,
+    ),
+    "metrics.annotated_pairs": (lambda a, p: metrics.annotated_pairs(a, "pred"), {}, False),
+    "metrics.score": (lambda a, p: metrics.score(a, "pred"), {}, False),
     "metrics.classification_report": (
-        lambda a: metrics.classification_report(a, "pred"),
+        lambda a, p: metrics.classification_report(a, "pred"),
         {},
         False,
     ),
+    # Scanpy's convention: the colours of categorical keys go to uns[f"{key}_colors"]
     "pl.spatial_compare": (
-        lambda a: pl.spatial_compare(a, ["truth", "pred", "pred_nan"]),
-        {},
+        lambda a, p: pl.spatial_compare(a, ["truth", "pred", "pred_nan"]),
+        {"uns": {"truth_colors", "pred_colors"}},
         False,
     ),
-    "pl.history": (lambda a: pl.history(a, "old_run"), {}, False),
+    "pl.history": (lambda a, p: pl.history(a, "old_run"), {}, False),
 }
-WRITERS = sorted(name for name, (_, outputs, _) in CASES.items() if outputs)
+
+
+def _reference(query: AnnData) -> AnnData:
+    """An annotated reference slice for the query (a copy: the reference is never written)."""
+    return query.copy()
+
+
+# Plots rewrite the matched palettes as Scanpy's plots do (tested in test_pl.py): not writers.
+WRITERS = sorted(
+    name for name, (_, outputs, _) in CASES.items() if outputs and not name.startswith("pl.")
+)
 ATTRS = ("obs", "var", "obsm", "obsp", "layers", "uns")
 
 
@@ -222,20 +240,20 @@ def _overwrite_warnings(record) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_only_documented_outputs_change(adata, name):
+def test_only_documented_outputs_change(adata, name, tiny):
     call, outputs, _ = CASES[name]
     before = copy.deepcopy(adata)
     rng = _rng_states()
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        call(adata)
+        call(adata, tiny)
     assert not _overwrite_warnings(record), "no key existed: nothing should be overwritten"
     assert_unchanged(before, adata, outputs)
     _same_rng(rng, _rng_states())
 
 
 @pytest.mark.parametrize("name", WRITERS)
-def test_existing_outputs_replaced_only_with_a_warning(adata, name):
+def test_existing_outputs_replaced_only_with_a_warning(adata, name, tiny):
     call, outputs, _ = CASES[name]
     for attr, keys in outputs.items():
         for key in keys:
@@ -251,7 +269,7 @@ def test_existing_outputs_replaced_only_with_a_warning(adata, name):
                 adata.uns[key] = "old"
     before = copy.deepcopy(adata)
     with pytest.warns(UserWarning, match="overwriting existing") as record:
-        call(adata)
+        call(adata, tiny)
     messages = _overwrite_warnings(record)
     for attr, keys in outputs.items():
         for key in keys:
@@ -263,10 +281,10 @@ def test_existing_outputs_replaced_only_with_a_warning(adata, name):
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, has_copy) in CASES.items() if has_copy))
-def test_copy_leaves_input_wholly_unchanged(adata, name):
+def test_copy_leaves_input_wholly_unchanged(adata, name, tiny):
     call, outputs, _ = CASES[name]
     before = copy.deepcopy(adata)
-    result = call(adata, copy=True)
+    result = call(adata, tiny, copy=True)
     assert_unchanged(before, adata)
     assert isinstance(result, AnnData) and result is not adata
     assert_unchanged(before, result, outputs)
@@ -292,9 +310,9 @@ def _raiser(exc):
         ("tl.pca_leiden", "community_labels", KeyboardInterrupt()),
     ],
 )
-def test_failure_during_work_leaves_anndata_as_it_was(adata, monkeypatch, name, target, exc):
+def test_failure_during_work_leaves_anndata_as_it_was(adata, monkeypatch, tiny, name, target, exc):
+    import scdeepclust.engine._dec as dc_mod
     import scdeepclust.tl._baselines as baselines_mod
-    import scdeepclust.tl._deep_cluster as dc_mod
 
     where = {
         "run_dec": dc_mod,
@@ -308,15 +326,15 @@ def test_failure_during_work_leaves_anndata_as_it_was(adata, monkeypatch, name, 
     before = copy.deepcopy(adata)
     rng = _rng_states()
     with pytest.raises(type(exc)):
-        CASES[name][0](adata)
+        CASES[name][0](adata, tiny)
     assert_unchanged(before, adata)
     _same_rng(rng, _rng_states())
 
 
-def test_nonfinite_loss_leaves_anndata_as_it_was(adata):
+def test_nonfinite_loss_leaves_anndata_as_it_was(adata, tiny):
     before = copy.deepcopy(adata)
     with pytest.raises(snn.NonFiniteLossError):
-        tl.deep_cluster(adata, 3, **dict(TINY_DC, lr=1e10))
+        tl.deep_cluster(adata, 3, **tiny.merge(tiny.dc, train={"lr": 1e10}))
     assert_unchanged(before, adata)
 
 
@@ -327,3 +345,22 @@ def test_metrics_and_plots_do_not_touch_categories(adata):
     metrics.score(adata, "pred")
     pl.spatial_compare(adata, ["truth", "pred"])
     assert list(adata.obs["truth"].cat.categories) == [*cats, "unused"]
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_outputs_write_to_h5ad(adata, name, tiny, tmp_path):
+    """What a tool writes (uns records included) can be saved with anndata.write_h5ad."""
+    call, outputs, _ = CASES[name]
+    del adata.uns["user"]  # nested user data is the user's business
+    call(adata, tiny)
+    adata.write_h5ad(tmp_path / "out.h5ad")
+    back = anndata.read_h5ad(tmp_path / "out.h5ad")
+    for attr, keys in outputs.items():
+        present = (
+            back.obs.columns
+            if attr == "obs"
+            else back.var.columns
+            if attr == "var"
+            else getattr(back, attr)
+        )
+        assert set(keys) <= set(present), (attr, keys)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,29 +40,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         ) from err
 
 
-@contextmanager
-def limited_threads(n_threads: int | None):
-    """Run torch's CPU ops on ``n_threads`` threads inside the block, then restore the setting.
-
-    Small models train fastest on one thread, and a single thread is immune to the slow-down
-    that idle spinning thread pools of other libraries (numba, BLAS) cause on few cores.
-    ``None`` keeps torch's setting.
-    """
-    previous = torch.get_num_threads()
-    if n_threads is not None:
-        torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def to_device_tensor(X, device: torch.device) -> torch.Tensor:
-    """A float32 tensor on ``device`` (sparse COO, coalesced, when ``X`` is sparse)."""
+    """A float32 tensor on ``device`` (sparse COO, coalesced, when ``X`` is sparse).
+
+    The sparse tensor is built with its invariants checked (indices in bounds, an O(nnz) pass
+    once), which is also what keeps torch from warning that the checks are disabled.
+    """
     if sp.issparse(X):
         X = sp.coo_matrix(X, dtype=np.float32)
         indices = torch.from_numpy(np.vstack([X.row, X.col]).astype(np.int64))
-        tensor = torch.sparse_coo_tensor(indices, torch.from_numpy(X.data), size=X.shape)
+        tensor = torch.sparse_coo_tensor(
+            indices, torch.from_numpy(X.data), size=X.shape, check_invariants=True
+        )
         return tensor.coalesce().to(device)
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
 

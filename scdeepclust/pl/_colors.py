@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
-from ..metrics import _is_missing, match_labels
+from ..metrics import is_missing_label, match_labels
 
 __all__ = ["domain_palette", "matched_palette", "MISSING_COLOR"]
 
@@ -58,7 +58,7 @@ def _categories(labels) -> list:
     if isinstance(labels, pd.Categorical | pd.CategoricalIndex):
         return list(labels.categories)
     series = pd.Series(list(labels) if not isinstance(labels, np.ndarray) else labels)
-    series = series[~_is_missing(series)]
+    series = series[~is_missing_label(series)]
     return list(pd.unique(series))
 
 
@@ -117,9 +117,9 @@ def matched_palette(truth, pred, truth_palette: Mapping[Hashable, str]) -> dict[
             f"matched_palette: truth and pred differ in length ({len(truth)} vs {len(pred)})."
         )
     by_truth = {str(k): v for k, v in truth_palette.items()}
-    pred_missing = _is_missing(pred)
+    pred_missing = is_missing_label(pred)
     pred_labels = [str(v) for v in pd.unique(pred[~pred_missing])]
-    both = ~(_is_missing(truth) | pred_missing)
+    both = ~(is_missing_label(truth) | pred_missing)
     t, p = truth[both].astype(str).to_numpy(), pred[both].astype(str).to_numpy()
 
     palette: dict[Hashable, str] = {}

@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .._utils import ScdeepclustInputError, check_adata
 from ._colors import _color_sequence
-from ._spatial import save_figure
+from ._save import save_figure
 
 __all__ = ["history"]
 
@@ -37,14 +37,14 @@ def _pretty(name: str) -> str:
 
 
 def history(
-    adata: AnnData, key: str = "deep_cluster", *, save: str | os.PathLike | None = None
+    adata: AnnData, key: str = "deep_cluster", *, save: bool | str | os.PathLike | None = None
 ) -> Figure:
     """Plot the training curves stored in ``adata.uns[key]["history"]``.
 
     ``history`` is a dict of per-epoch series, e.g. ``pretrain_loss``, ``cluster_loss``,
     ``recon_loss``, ``kl_loss`` and ``label_change``; each non-empty numeric series gets its
     own panel.  ``label_change`` (the fraction of labels that changed between refinement
-    epochs) is drawn with the stopping tolerance ``adata.uns[key]["params"]["tol"]`` as a
+    epochs) is drawn with the stopping tolerance ``adata.uns[key]["params"]["refine"]["tol"]`` as a
     dashed line when it is recorded.  Losses spanning more than two orders of magnitude use
     a log scale.
 
@@ -55,7 +55,8 @@ def history(
     key
         ``uns`` key the tool wrote its record to (its ``key_added``).
     save
-        Path to write the figure to (PNG, dpi 120, tight bounding box).
+        As in Scanpy: ``True`` writes ``{sc.settings.figdir}/history.png``, a string is a
+        file-name suffix (``"_dlpfc.pdf"``), a :class:`pathlib.Path` is written as given.
 
     Returns
     -------
@@ -97,6 +98,8 @@ def history(
             f"(entries: {list(map(str, hist.keys()))})."
         )
     params = record.get("params", {})
+    if isinstance(params, Mapping) and isinstance(params.get("refine"), Mapping):
+        params = params["refine"]  # deep_cluster's option groups
     tol = params.get("tol") if isinstance(params, Mapping) else None
     try:
         tol = float(tol) if tol is not None else None
@@ -136,5 +139,5 @@ def history(
         ax.set_axis_off()
     fig.suptitle(f"training history: uns[{key!r}]")
     fig.tight_layout()
-    save_figure(fig, save)
+    save_figure(fig, save, _FUNC)
     return fig

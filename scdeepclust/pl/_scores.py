@@ -1,4 +1,4 @@
-"""Per-sample score charts (NMI/ARI per sample, one line per method)."""
+"""Per-sample score charts (NMI/ARI per sample, one marker series per method)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from .._utils import ScdeepclustInputError
 from ._colors import _color_sequence
-from ._spatial import save_figure
+from ._save import save_figure
 
 __all__ = ["scores"]
 
@@ -64,14 +64,14 @@ def scores(
     method_col: str = "method",
     references: pd.DataFrame | None = None,
     title: str | None = None,
-    save: str | os.PathLike | None = None,
+    save: bool | str | os.PathLike | None = None,
 ) -> Figure:
-    """Per-sample scores of several methods: one panel per metric, one line per method.
+    """Per-sample scores of several methods: one panel per metric, one marker per method.
 
     Rows of ``table`` are runs (one per sample, method and possibly seed); rows sharing a
     sample and a method are averaged and their standard deviation drawn as error bars.
-    ``references`` (same columns, e.g. published scores of other tools) are drawn as dashed
-    lines.  Samples appear on the x axis in categorical order, else in first-seen order
+    Samples are separate experiments, so markers are not joined by lines.  ``references``
+    (same columns, e.g. published scores of other tools) are drawn as hollow squares.  Samples appear on the x axis in categorical order, else in first-seen order
     (``table`` first, then ``references``).
 
     Parameters
@@ -83,13 +83,14 @@ def scores(
     sample_col
         Column naming the sample (x axis).
     method_col
-        Column naming the method (one line each).
+        Column naming the method (one colour each).
     references
-        Optional table with the same columns, drawn dashed.
+        Optional table with the same columns, drawn as hollow squares.
     title
         Figure title.
     save
-        Path to write the figure to (PNG, dpi 120, tight bounding box).
+        As in Scanpy: ``True`` writes ``{sc.settings.figdir}/scores.png``, a string is a
+        file-name suffix (``"_dlpfc.pdf"``), a :class:`pathlib.Path` is written as given.
 
     Returns
     -------
@@ -147,17 +148,19 @@ def scores(
             x += (j - (len(series) - 1) / 2) * dodge
             label = f"{method} (reference)" if style == "--" else str(method)
             yerr = rows["std"].to_numpy(dtype=float)
+            reference = style == "--"
             ax.errorbar(
                 x,
                 rows["mean"].to_numpy(dtype=float),
                 yerr=None if np.isnan(yerr).all() else np.nan_to_num(yerr),
-                linestyle=style,
-                marker="o" if style == "-" else "s",
-                markersize=5 if style == "-" else 4,
+                linestyle="none",  # samples are separate: markers, never joined
+                marker="s" if reference else "o",
+                markersize=5 if reference else 6,
+                markerfacecolor="none" if reference else color,
                 color=color,
                 capsize=3,
                 label=label,
-                alpha=1.0 if style == "-" else 0.8,
+                alpha=0.9 if reference else 1.0,
             )
         ax.set_xticks(range(len(samples)))
         ax.set_xticklabels([str(s) for s in samples], rotation=45 if len(samples) > 4 else 0)
@@ -183,5 +186,5 @@ def scores(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, save)
+    save_figure(fig, save, _FUNC)
     return fig

@@ -4,32 +4,29 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from matplotlib.colors import to_rgba_array
+from matplotlib.axes import Axes
+from matplotlib.colors import is_color_like, to_hex, to_rgba_array
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .._utils import ScdeepclustInputError, check_adata, check_spatial
-from ..metrics import _is_missing, score
-from ._colors import MISSING_COLOR, _categories, domain_palette, matched_palette
+from ..metrics import is_missing_label, score
+from ._colors import MISSING_COLOR, _categories, _extra_colors, domain_palette, matched_palette
+from ._save import save_figure
 
-__all__ = ["spatial_compare"]
+__all__ = ["spatial_compare", "spatial"]
 
 _FUNC = "spatial_compare"
 _PANEL = 4.0  # panel width in inches
 _LEGEND = 1.7  # room for a legend, inches
 _MAX_LEGEND = 40  # categories beyond this are not listed in the legend
 _RASTER_FROM = 20_000  # rasterise scatters with more points, to keep files small
-
-
-def save_figure(fig: Figure, save: str | os.PathLike | None) -> None:
-    """Write ``fig`` as an image (PNG unless the suffix says otherwise) when ``save`` is set."""
-    if save is not None:
-        fig.savefig(save, dpi=120, bbox_inches="tight")
 
 
 def _is_label(values: pd.Series) -> bool:
@@ -49,7 +46,7 @@ def _is_label(values: pd.Series) -> bool:
 
 def _label_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Labels as strings (3.0 shown as "3"), missing mask, all categories, present categories."""
-    missing = _is_missing(values)
+    missing = is_missing_label(values)
     cats = _categories(values)
     if pd.api.types.is_float_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype):
         as_str = [str(int(v)) if not m else "" for v, m in zip(values.to_numpy(), missing)]
@@ -65,6 +62,56 @@ def _label_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]
     labels = np.asarray(as_str, dtype=object)
     present = set(labels[~missing])
     return labels, missing, cats, [c for c in cats if c in present]
+
+
+def _stored_colors(adata: AnnData, key: str, cats: list[str]) -> dict[str, str] | None:
+    """``uns[f"{key}_colors"]`` as ``{category: colour}`` when it is valid for ``obs[key]``."""
+    colors = adata.uns.get(f"{key}_colors")
+    if colors is None or isinstance(colors, str):
+        return None
+    colors = list(np.asarray(colors, dtype=object).ravel())
+    if len(colors) != len(cats) or not all(is_color_like(c) for c in colors):
+        return None
+    return dict(zip(cats, (c if isinstance(c, str) else to_hex(c) for c in colors)))
+
+
+def _complete(palette: dict[str, str], cats: list[str]) -> dict[str, str]:
+    """``palette`` with a distinct colour added for every category it lacks (unused ones)."""
+    used = {c.lower() for c in palette.values()}
+    lacking = [c for c in cats if c not in palette]
+    extra = (c for c in _extra_colors(len(used) + len(lacking)) if c.lower() not in used)
+    out = dict(palette)
+    for c in lacking:
+        out[c] = next(extra)
+    return out
+
+
+def _write_colors(
+    adata: AnnData, key: str, cats: list[str], palette: dict[str, str], *, reference: bool
+) -> None:
+    """Store ``palette`` as ``uns[f"{key}_colors"]`` (Scanpy's convention) for a categorical key.
+
+    Only categorical columns get colours (Scanpy pairs ``_colors`` with the categories).
+    An unchanged palette is not rewritten; an invalid one replaced for the reference key is
+    replaced with a warning naming it.
+    """
+    if not isinstance(adata.obs[key].dtype, pd.CategoricalDtype):
+        return
+    name = f"{key}_colors"
+    colors = [palette[c] for c in cats]
+    old = adata.uns.get(name)
+    if old is not None and not isinstance(old, str):
+        old_list = list(np.asarray(old, dtype=object).ravel())
+        if old_list == colors:
+            return
+    if reference and old is not None:
+        warnings.warn(
+            f"{_FUNC}: overwriting existing adata.uns[{name!r}], which does not hold one "
+            f"colour per category of adata.obs[{key!r}].",
+            UserWarning,
+            stacklevel=3,
+        )
+    adata.uns[name] = colors
 
 
 def _spot_size(coords: np.ndarray, panel_width: float) -> float:
@@ -88,7 +135,7 @@ def spatial_compare(
     titles: Sequence[str] | None = None,
     spot_size: float | None = None,
     ncols: int | None = None,
-    save: str | os.PathLike | None = None,
+    save: bool | str | os.PathLike | None = None,
 ) -> Figure:
     """Spatial maps of several ``obs`` columns side by side, the first one as reference.
 
@@ -99,7 +146,17 @@ def spatial_compare(
     colour in every panel.  Missing labels are drawn light grey.  When the reference and a
     panel are both labels, the panel title shows ARI and NMI against the reference, over the
     spots annotated in both (:func:`scdeepclust.metrics.score`).  Float columns with many
-    values are drawn with a continuous colour map.  The y axis points down, as in images.
+    values are drawn with a continuous colour map.
+
+    Orientation and colours follow Scanpy.  The y axis points down, as in the tissue image and
+    in :func:`scanpy.pl.spatial` and ``squidpy.pl.spatial_scatter`` (note that
+    :func:`scanpy.pl.embedding` with ``basis="spatial"`` does not invert y; draw Scanpy-style
+    maps with :func:`scdeepclust.pl.spatial` for the same orientation).  The colours drawn for
+    each categorical column are stored in ``adata.uns[f"{key}_colors"]``, so
+    :func:`scanpy.pl.umap` and :func:`scanpy.pl.embedding` colour the domains alike.  The
+    reference's existing valid colours are used, never replaced; the other panels' colours are
+    rewritten to the matched palette when ``match_colors`` (their existing valid colours are
+    used otherwise).
 
     Parameters
     ----------
@@ -118,7 +175,10 @@ def spatial_compare(
     ncols
         Panels per row; default: all in one row, up to 4.
     save
-        Path to write the figure to (PNG, dpi 120, tight bounding box).
+        As in Scanpy: ``True`` writes ``{sc.settings.figdir}/spatial_compare.png``; a string
+        is a file-name suffix, ``save="_151673.pdf"`` writing
+        ``{figdir}/spatial_compare_151673.pdf``; a :class:`pathlib.Path` is written at exactly
+        that path.  Tight bounding box, ``rcParams["savefig.dpi"]`` or 120 dpi.
 
     Returns
     -------
@@ -171,8 +231,9 @@ def spatial_compare(
     ref_palette = None
     if ref_is_label:
         ref_labels, _, ref_cats, _ = _label_strings(ref_values)
-        ref_palette = domain_palette(ref_cats)
+        ref_palette = _stored_colors(adata, ref_key, ref_cats) or domain_palette(ref_cats)
 
+    written: set[str] = set()
     for i, key in enumerate(keys):
         ax = axes[i // ncols][i % ncols]
         values = adata.obs[key]
@@ -183,12 +244,16 @@ def spatial_compare(
                 palette = ref_palette
             elif match_colors and ref_is_label:
                 palette = matched_palette(
-                    np.where(_is_missing(ref_values), None, ref_labels),
+                    np.where(is_missing_label(ref_values), None, ref_labels),
                     np.where(missing, None, labels),
                     ref_palette,
                 )
             else:
-                palette = domain_palette(all_cats)
+                palette = _stored_colors(adata, key, all_cats) or domain_palette(all_cats)
+            palette = _complete(palette, all_cats)
+            if key not in written:
+                _write_colors(adata, key, all_cats, palette, reference=i == 0)
+                written.add(key)
             if missing.any():
                 ax.scatter(
                     coords[missing, 0],
@@ -270,5 +335,66 @@ def spatial_compare(
     for j in range(len(keys), nrows * ncols):
         axes[j // ncols][j % ncols].set_axis_off()
     fig.tight_layout()
-    save_figure(fig, save)
+    save_figure(fig, save, _FUNC)
     return fig
+
+
+def spatial(
+    adata: AnnData,
+    color: str | Sequence[str] | None = None,
+    *,
+    spatial_key: str = "spatial",
+    show: bool | None = None,
+    save: bool | str | os.PathLike | None = None,
+    **kwargs,
+) -> Axes | list[Axes] | None:
+    """Scanpy's scatter of ``obsm[spatial_key]``, drawn in the tissue's orientation.
+
+    :func:`scanpy.pl.embedding` with ``basis=spatial_key`` and an equal aspect ratio, the y
+    axis pointing down as in :func:`scanpy.pl.spatial`, ``squidpy.pl.spatial_scatter`` and
+    :func:`spatial_compare` (``sc.pl.embedding`` alone draws y up, a mirror image).  Colours
+    come from ``adata.uns[f"{key}_colors"]`` as in every Scanpy plot.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with spot coordinates in ``obsm[spatial_key]``.
+    color
+        ``obs`` column(s) or gene(s) to colour by, as in :func:`scanpy.pl.embedding`.
+    spatial_key
+        ``obsm`` key of the n_obs x 2 coordinates.
+    show
+        Show the figure; default ``scanpy.settings.autoshow``.
+    save
+        As in Scanpy (see :func:`spatial_compare`); the file name starts with ``spatial``.
+    **kwargs
+        Passed to :func:`scanpy.pl.embedding` (``palette``, ``size``, ``legend_loc``, ...).
+
+    Returns
+    -------
+    matplotlib.axes.Axes or list of Axes or None
+        The axes when ``show`` is False, as in Scanpy.
+
+    Examples
+    --------
+    >>> import scdeepclust as sdc
+    >>> adata = sdc.datasets.synthetic(500, 50, 3)
+    >>> ax = sdc.pl.spatial(adata, color="truth", show=False)
+    """
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    check_adata(adata, func="spatial")
+    check_spatial(adata, func="spatial", key=spatial_key)
+    axes = sc.pl.embedding(adata, basis=spatial_key, color=color, show=False, **kwargs)
+    for ax in axes if isinstance(axes, list) else [axes]:
+        ax.set_aspect("equal")
+        if not ax.yaxis_inverted():
+            ax.invert_yaxis()
+    first = axes[0] if isinstance(axes, list) else axes
+    save_figure(first.get_figure(), save, "spatial")
+    show = sc.settings.autoshow if show is None else show
+    if show:
+        plt.show()
+        return None
+    return axes

@@ -1,16 +1,34 @@
-"""Preprocessing: spatial graph, normalisation, gene selection and spatial features."""
+"""Preprocessing: spatial graph, normalisation, gene selection and spatial features.
 
-from ._features import expression_pcs, neighbor_average, neighbor_features, spatial_embedding
-from ._normalize import log_normalize, minmax_scale, normalize
-from ._spatial_neighbors import spatial_neighbors
+The AnnData-facing functions (``spatial_neighbors``, ``normalize``, ``minmax_scale``,
+``neighbor_features``) write into an AnnData; the others are array functions (arrays in,
+arrays out) that the engine builds its model inputs from.
+"""
+
+from ._features import (
+    expression_pcs,
+    neighbor_average,
+    neighbor_features,
+    pca_model,
+    spatial_embedding,
+    standardize,
+)
+from ._normalize import highly_variable, log_normalize, minmax_scale, normalize
+from ._spatial_neighbors import knn_graph, row_normalized, spatial_neighbors
 
 __all__ = [
     "spatial_neighbors",
     "normalize",
     "minmax_scale",
+    "neighbor_features",
+    # array functions
+    "knn_graph",
+    "row_normalized",
     "log_normalize",
+    "highly_variable",
+    "standardize",
     "expression_pcs",
+    "pca_model",
     "neighbor_average",
     "spatial_embedding",
-    "neighbor_features",
 ]

@@ -13,14 +13,20 @@ from .._utils import (
     batch_labels,
     check_adata,
     check_counts,
+    check_group_labels,
     warn_if_overwriting,
 )
 from ._normalize import highly_variable, log_normalize
 from ._spatial_neighbors import get_spatial_graph, row_normalized
 
 
-def _standardize(X, batches: np.ndarray | None, clip: float = 10.0) -> np.ndarray:
-    """Dense z-scores per gene (within each batch when given), clipped at +-``clip``."""
+def standardize(X, batches: np.ndarray | None = None, clip: float = 10.0) -> np.ndarray:
+    """Dense float32 z-scores per gene (within each batch when given), clipped at +-``clip``.
+
+    Constant genes become 0. ``X`` (dense or sparse) is not modified.
+    """
+    if batches is not None:
+        batches = check_group_labels(batches, func="pp.standardize", what="batches")
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     X = X.astype(np.float32, copy=True)
     groups = (
@@ -69,20 +75,29 @@ def expression_pcs(
     """
     lognorm = log_normalize(X)
     hvg = highly_variable(lognorm, n_top_genes, None if batches is None else pd.Series(batches))
-    scaled = _standardize(lognorm[:, hvg], None if batches is None else np.asarray(batches))
+    scaled = standardize(lognorm[:, hvg], None if batches is None else np.asarray(batches))
     if not scaled.any():
         raise ScdeepclustInputError(
             "expression_pcs: no gene varies across observations (the counts are all zero or "
             "every gene is constant), so there is nothing to cluster; check that X holds counts."
         )
-    n_comps = int(min(n_comps, scaled.shape[0] - 1, scaled.shape[1]))
-    if n_comps < 1:
+    pca = pca_model(scaled.shape, n_comps, random_state=random_state)
+    if pca.n_components < 1:
         raise ScdeepclustInputError(
             f"expression_pcs: too little data for PCA ({scaled.shape[0]} x {scaled.shape[1]})."
         )
-    solver = "full" if min(scaled.shape) <= 500 else "randomized"
-    pca = PCA(n_components=n_comps, svd_solver=solver, random_state=random_state)
     return pca.fit_transform(scaled).astype(np.float32)
+
+
+def pca_model(shape: tuple[int, int], n_comps: int, *, random_state: int = 0) -> PCA:
+    """An unfitted PCA of at most ``n_comps`` components for data of ``shape``.
+
+    The size is capped at ``min(n_obs - 1, n_features)``; the exact solver is used up to
+    500 on the smaller side, the randomized one above.
+    """
+    n_comps = int(min(n_comps, shape[0] - 1, shape[1]))
+    solver = "full" if min(shape) <= 500 else "randomized"
+    return PCA(n_components=n_comps, svd_solver=solver, random_state=random_state)
 
 
 def _check_hops(hops, func: str) -> None:

@@ -12,12 +12,54 @@ from .._utils import (
     ScdeepclustInputError,
     batch_labels,
     check_adata,
+    check_group_labels,
     check_spatial,
     warn_if_overwriting,
 )
 
 
-def _knn_graph(coords: np.ndarray, n_neighs: int, radius: float | None) -> sp.csr_matrix:
+def knn_graph(
+    coords: np.ndarray,
+    n_neighs: int = 6,
+    radius: float | None = None,
+    *,
+    groups: np.ndarray | None = None,
+) -> sp.csr_matrix:
+    """Symmetric spatial distance graph on ``coords`` (kd-tree, O(N log N)); no self-loops.
+
+    Parameters
+    ----------
+    coords
+        ``n x 2`` coordinates.
+    n_neighs
+        Nearest neighbours per point (ignored when ``radius`` is given).
+    radius
+        Link every pair closer than this instead of the ``n_neighs`` nearest.
+    groups
+        Optional per-point sample labels: edges never cross samples.
+
+    Returns
+    -------
+    ``n x n`` float32 CSR matrix of distances (an edge of length 0 is stored as 0).
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if groups is None:
+        return _knn_block(coords, n_neighs, radius)
+    n = coords.shape[0]
+    labels = pd.Categorical(check_group_labels(groups, func="pp.knn_graph"))
+    rows, cols, vals = [], [], []
+    for code in range(len(labels.categories)):
+        members = np.flatnonzero(labels.codes == code)
+        block = _knn_block(coords[members], n_neighs, radius).tocoo()
+        rows.append(members[block.row])
+        cols.append(members[block.col])
+        vals.append(block.data)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    ).astype(np.float32)
+
+
+def _knn_block(coords: np.ndarray, n_neighs: int, radius: float | None) -> sp.csr_matrix:
     """Symmetric distance graph on ``coords`` (kd-tree, O(N log N)); no self-loops."""
     n = coords.shape[0]
     if n < 2:
@@ -89,21 +131,7 @@ def spatial_neighbors(
         raise ScdeepclustInputError(f"{func}: radius must be positive, got {radius!r}.")
     libraries = batch_labels(adata, library_key, func=func, name="library_key")
 
-    if libraries is None:
-        distances = _knn_graph(coords, int(n_neighs), radius)
-    else:
-        groups = pd.Categorical(libraries)
-        n = adata.n_obs
-        rows, cols, vals = [], [], []
-        for code in range(len(groups.categories)):
-            members = np.flatnonzero(groups.codes == code)
-            block = _knn_graph(coords[members], int(n_neighs), radius).tocoo()
-            rows.append(members[block.row])
-            cols.append(members[block.col])
-            vals.append(block.data)
-        distances = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-        ).astype(np.float32)
+    distances = knn_graph(coords, int(n_neighs), radius, groups=libraries)
 
     connectivities = distances.copy()
     connectivities.data = np.ones_like(connectivities.data)

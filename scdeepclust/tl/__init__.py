@@ -1,8 +1,12 @@
-"""Tools: the baseline ladder and the deep models, each writing into AnnData."""
+"""Tools: the baseline ladder and the deep models, each writing into AnnData.
 
+The deep tools validate the AnnData, resolve their option groups, open one run context and
+call the AnnData-free engine (:mod:`scdeepclust.engine`); one writer stores the results.
+"""
+
+from ..engine import detect_collapse
 from ._ae_embed import ae_embed
 from ._baselines import kmeans, pca_kmeans, pca_leiden, pca_louvain
-from ._collapse import detect_collapse
 from ._deep_cluster import deep_cluster
 from ._label_transfer import label_transfer
 

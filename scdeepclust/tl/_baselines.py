@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
+from datetime import datetime
 
 import numpy as np
 from anndata import AnnData
+from scanpy import logging as logg
 from sklearn.cluster import KMeans
 
 from .._utils import (
@@ -15,22 +16,30 @@ from .._utils import (
     check_varies,
     to_dense_float32,
 )
-from ..pp._features import expression_pcs
+from ..pp import expression_pcs
 from ._graph_clustering import community_labels, knn_graph_adata
-from ._record import write_clustering
+from ._record import ResultKeys, params_of, write_result
 
 
-def _finish(adata, labels, *, key_added, method, params, start, func, copy, extra=None):
-    adata = adata.copy() if copy else adata
+def _finish(adata, labels, *, arguments, method, start, func, extra=None):
+    """Write a baseline's labels and its record (``params`` from its arguments)."""
+    adata = adata.copy() if arguments["copy"] else adata
     record = {
         "method": method,
-        "params": params,
+        "params": params_of(arguments),
         "n_clusters": int(len(np.unique(labels))),
-        "seconds": float(time.perf_counter() - start),
+        "seconds": (datetime.now(start.tzinfo) - start).total_seconds(),
         **(extra or {}),
     }
-    write_clustering(adata, labels, key_added=key_added, record=record, func=func)
-    return adata if copy else None
+    added = write_result(
+        adata,
+        ResultKeys.clustering(arguments["key_added"], latent=False),
+        record=record,
+        func=func,
+        labels=labels,
+    )
+    logg.info("    finished", time=start, deep=added)
+    return adata if arguments["copy"] else None
 
 
 def kmeans(
@@ -60,26 +69,17 @@ def kmeans(
     -------
     None, or the modified copy when ``copy=True``.
     """
+    arguments = dict(locals())
     func = "tl.kmeans"
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func, required=True)
     check_varies(adata.X, func=func)
-    start = time.perf_counter()
+    start = logg.info(f"computing {func}")
     labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(
         to_dense_float32(adata.X)
     )
-    params = {"n_clusters": n_clusters, "random_state": random_state}
-    return _finish(
-        adata,
-        labels,
-        key_added=key_added,
-        method="kmeans",
-        params=params,
-        start=start,
-        func=func,
-        copy=copy,
-    )
+    return _finish(adata, labels, arguments=arguments, method="kmeans", start=start, func=func)
 
 
 def pca_kmeans(
@@ -113,31 +113,17 @@ def pca_kmeans(
     -------
     None, or the modified copy when ``copy=True``.
     """
+    arguments = dict(locals())
     func = "tl.pca_kmeans"
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func, required=True)
-    start = time.perf_counter()
+    start = logg.info(f"computing {func}")
     pcs = expression_pcs(
         adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state
     )
     labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(pcs)
-    params = {
-        "n_clusters": n_clusters,
-        "n_comps": n_comps,
-        "n_top_genes": n_top_genes,
-        "random_state": random_state,
-    }
-    return _finish(
-        adata,
-        labels,
-        key_added=key_added,
-        method="pca_kmeans",
-        params=params,
-        start=start,
-        func=func,
-        copy=copy,
-    )
+    return _finish(adata, labels, arguments=arguments, method="pca_kmeans", start=start, func=func)
 
 
 def _pca_community(
@@ -153,11 +139,12 @@ def _pca_community(
     random_state,
     copy,
 ):
+    arguments = dict(locals())
     func = f"tl.pca_{flavor}"
     check_adata(adata, func=func)
     check_counts(adata.X, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func)
-    start = time.perf_counter()
+    start = logg.info(f"computing {func}")
     pcs = expression_pcs(
         adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state
     )
@@ -165,23 +152,13 @@ def _pca_community(
     labels, used, steps = community_labels(
         tmp, flavor=flavor, n_clusters=n_clusters, resolution=resolution, random_state=random_state
     )
-    params = {
-        "n_clusters": n_clusters,
-        "n_comps": n_comps,
-        "n_top_genes": n_top_genes,
-        "n_neighbors": n_neighbors,
-        "resolution": resolution,
-        "random_state": random_state,
-    }
     return _finish(
         adata,
         labels,
-        key_added=key_added,
+        arguments=arguments,
         method=f"pca_{flavor}",
-        params=params,
         start=start,
         func=func,
-        copy=copy,
         extra={"resolution": float(used), "search_steps": int(steps)},
     )
 

@@ -9,6 +9,8 @@ import scanpy as sc
 import scipy.sparse as sp
 from anndata import AnnData
 
+from ..engine import fit_subsample
+
 
 class _ApproximateKnn:
     """pynndescent's k-NN transformer returning a ``csr_matrix`` (N log N, for large data).
@@ -111,3 +113,28 @@ def community_labels(
         else:
             low = res
     return best[0], best[1], max_steps
+
+
+class LeidenK:
+    """``choose_k`` of :class:`scdeepclust.engine.SpatialDEC`: Leiden communities on the latent.
+
+    Counts the Leiden communities (``resolution``) of the 15-nearest-neighbour graph of the
+    pretrained latent space (subsampled to :data:`scdeepclust.engine.MAX_FIT_OBS`); at least 2.
+    """
+
+    def __init__(self, resolution: float = 0.5):
+        self.resolution = resolution
+
+    def __call__(self, estimator) -> int:
+        latent = estimator.member_.latent
+        seed = estimator.random_state
+        tmp = knn_graph_adata(
+            latent[fit_subsample(latent.shape[0], seed)], n_neighbors=15, random_state=seed
+        )
+        labels, _, _ = community_labels(
+            tmp, flavor="leiden", n_clusters=None, resolution=self.resolution, random_state=seed
+        )
+        return max(2, len(np.unique(labels)))
+
+    def __str__(self) -> str:
+        return f"leiden on the latent (resolution {self.resolution})"

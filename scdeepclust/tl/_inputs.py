@@ -1,96 +1,60 @@
-"""Model inputs for the deep tools: spatial (or plain) expression features and the graph."""
+"""From an AnnData to the engine's :class:`~scdeepclust.engine.ModelInputs`."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
-from sklearn.decomposition import PCA
 
 from .._utils import ScdeepclustInputError, batch_labels, check_counts, check_spatial
-from ..pp._features import expression_pcs, spatial_embedding
-from ..pp._spatial_neighbors import _knn_graph
+from ..engine import FeatureOptions, ModelInputs
+from ..pp import knn_graph
 
 
-@dataclass
-class ModelInputs:
-    """What the deep tools feed to ``scdeepclust.nn``.
+def spatial_graph_for(adata: AnnData, *, n_neighs: int, batches: np.ndarray | None, func: str):
+    """The spatial graph in ``obsp["spatial_connectivities"]``, or one built (not stored).
 
-    Attributes
-    ----------
-    features
-        ``n_obs x n_features`` float32, standardised so the first component has unit variance.
-    graph
-        Binary spatial graph (None for non-spatial runs).
-    graph_source
-        Where the graph came from (``"obsp"`` or ``"built"``), for the record.
+    A built graph links each spot to its ``n_neighs`` nearest spots, within its sample when
+    ``batches`` are given. Returns ``(graph, "obsp" | "built")``.
     """
-
-    features: np.ndarray
-    graph: sp.csr_matrix | None
-    graph_source: str | None
-
-
-def spatial_graph_for(adata: AnnData, *, n_neighs: int, batch_key: str | None, func: str):
-    """The spatial graph in ``obsp["spatial_connectivities"]``, or one built (not stored)."""
     if "spatial_connectivities" in adata.obsp:
-        return sp.csr_matrix(adata.obsp["spatial_connectivities"], dtype=np.float32), "obsp"
-    coords = check_spatial(adata, func=func)
-    if batch_key is None:
-        return _knn_graph(coords, n_neighs, None), "built"
-    from ..pp._spatial_neighbors import spatial_neighbors
-
-    tmp = AnnData(
-        sp.csr_matrix((adata.n_obs, 1), dtype=np.float32), obs=adata.obs[[batch_key]].copy()
-    )
-    tmp.obsm["spatial"] = coords
-    spatial_neighbors(tmp, n_neighs=n_neighs, library_key=batch_key)
-    return tmp.obsp["spatial_connectivities"], "built"
-
-
-def prepare_inputs(
-    adata: AnnData,
-    *,
-    spatial: bool,
-    n_top_genes: int,
-    n_pcs: int,
-    n_comps: int,
-    lam: float,
-    hops: int,
-    n_neighs: int,
-    batch_key: str | None,
-    random_state: int,
-    func: str,
-) -> ModelInputs:
-    """Expression PCs, neighbour-aggregated when ``spatial``, reduced to ``n_comps`` by PCA."""
-    check_counts(adata.X, func=func)
-    batches = batch_labels(adata, batch_key, func=func)
-    graph, source = (None, None)
-    if spatial:
-        graph, source = spatial_graph_for(adata, n_neighs=n_neighs, batch_key=batch_key, func=func)
-        if graph.shape[0] != adata.n_obs:
+        graph = sp.csr_matrix(adata.obsp["spatial_connectivities"], dtype=np.float32)
+        if graph.shape != (adata.n_obs, adata.n_obs):
             raise ScdeepclustInputError(
                 f"{func}: obsp['spatial_connectivities'] has shape {graph.shape}, "
                 f"expected ({adata.n_obs}, {adata.n_obs})."
             )
+        return graph, "obsp"
+    graph = knn_graph(check_spatial(adata, func=func), n_neighs, groups=batches)
+    if batches is not None:  # per-sample graphs are binary, as pp.spatial_neighbors stores them
+        graph.data = np.ones_like(graph.data)
+    return graph, "built"
+
+
+def model_inputs(
+    adata: AnnData,
+    features: FeatureOptions,
+    *,
+    batch_key: str | None,
+    random_state: int,
+    func: str,
+) -> ModelInputs:
+    """Validate the counts (and coordinates) of ``adata`` and build the model inputs."""
+    check_counts(adata.X, func=func)
+    batches = batch_labels(adata, batch_key, func=func)
+    graph, source = None, None
+    if features.spatial:
+        graph, source = spatial_graph_for(
+            adata, n_neighs=features.n_neighs, batches=batches, func=func
+        )
     try:
-        pcs = expression_pcs(
+        return ModelInputs.build(
             adata.X,
-            n_comps=n_pcs,
-            n_top_genes=n_top_genes,
+            graph,
+            options=features,
             batches=batches,
             random_state=random_state,
+            graph_source=source,
         )
     except ScdeepclustInputError as err:
         raise ScdeepclustInputError(f"{func}: {err}") from err
-    features = spatial_embedding(pcs, graph, lam=lam, hops=hops) if spatial else pcs
-    n_comps = int(min(n_comps, features.shape[0] - 1, features.shape[1]))
-    if n_comps < features.shape[1]:
-        solver = "full" if min(features.shape) <= 500 else "randomized"
-        features = PCA(n_comps, svd_solver=solver, random_state=random_state).fit_transform(
-            features
-        )
-    scale = float(features[:, 0].std()) or 1.0
-    return ModelInputs((features / scale).astype(np.float32), graph, source)

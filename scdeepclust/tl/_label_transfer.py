@@ -3,37 +3,37 @@
 from __future__ import annotations
 
 import re
-import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-import torch
 from anndata import AnnData
-from sklearn.decomposition import PCA
+from scanpy import logging as logg
 
-from .. import nn as snn
-from .._uns import h5ad_writable
 from .._utils import (
     ScdeepclustInputError,
     check_adata,
-    check_choice,
     check_counts,
     check_spatial,
-    warn_if_overwriting,
+    is_missing_label,
 )
-from ..metrics import _is_missing
-from ..pp._features import _standardize, neighbor_average, spatial_embedding
-from ..pp._normalize import highly_variable, log_normalize
-from ..pp._spatial_neighbors import _knn_graph, row_normalized
-from ._ae_embed import seeded
+from ..engine import (
+    TRANSFER_DEFAULTS,
+    ClassifierOptions,
+    TrainOptions,
+    TransferEnsemble,
+    TransferFeatureOptions,
+    resolve_options,
+    run_context,
+    slice_features,
+)
+from ._record import ResultKeys, show_progress, tool_record, write_result
 
 _FUNC = "tl.label_transfer"
 #: var_names that carry no gene identity: "0", "12", "gene_0", "Gene-3", "var_7", "feature_2", ...
 _GENERATED_NAME = re.compile(r"^(?:(?:genes?|vars?|features?|g)[_\-.]?)?\d+$", re.IGNORECASE)
-PCA_FIT = ("reference", "joint")
 
 
 def names_look_generated(names: Sequence) -> bool:
@@ -107,7 +107,7 @@ def _reference_labels(adata: AnnData, label_key: str, index: int) -> pd.Series:
             f"{list(adata.obs.columns)}."
         )
     labels = adata.obs[label_key]
-    return labels.astype(object).where(~_is_missing(labels), None)
+    return labels.astype(object).where(~is_missing_label(labels), None)
 
 
 def _class_order(labels: list[pd.Series], references: list[AnnData], label_key: str) -> list[str]:
@@ -121,85 +121,22 @@ def _class_order(labels: list[pd.Series], references: list[AnnData], label_key: 
     return list(dict.fromkeys(ordered))
 
 
-def slice_features(
-    counts: list,
-    coords: list[np.ndarray],
-    *,
-    n_rank: int,
-    n_fit: int,
-    n_top_genes: int,
-    n_comps: int,
-    lam: float,
-    hops: int,
-    n_neighs: int,
-    pca_hops: int,
-    random_state: int,
-) -> tuple[list[np.ndarray], list[sp.csr_matrix]]:
-    """Spatially aware features of several slices in one shared space.
-
-    Each slice is normalised on its own (library size + log1p, then per-gene z-scores
-    within the slice) and gets its own ``n_neighs``-nearest-neighbour graph. The highly
-    variable genes are ranked on the first ``n_rank`` slices; the PCA axes are fitted on
-    the first ``n_fit`` slices' expression averaged over ``pca_hops`` hops of each spot's
-    neighbourhood (0: the spots' own expression), so they follow spatially coherent
-    variation rather than spot-level noise. Every slice's own expression is projected on
-    them and concatenated with its averages over the slice's graph
-    (:func:`scdeepclust.pp.spatial_embedding`).
-
-    Returns the features and the graphs, one per slice.
-    """
-    lognorm = [log_normalize(X) for X in counts]
-    ranked = lognorm[:n_rank]
-    batches = np.repeat(np.arange(n_rank), [x.shape[0] for x in ranked])
-    stacked = sp.vstack(ranked) if sp.issparse(ranked[0]) else np.vstack(ranked)
-    hvg = highly_variable(stacked, n_top_genes, pd.Series(batches) if n_rank > 1 else None)
-    scaled = [_standardize(x[:, hvg], None) for x in lognorm]
-    graphs = [_knn_graph(c, n_neighs, None) for c in coords]
-    fit = np.vstack(
-        [
-            neighbor_average(x, g, hops=pca_hops) if pca_hops else x
-            for x, g in zip(scaled[:n_fit], graphs[:n_fit])
-        ]
-    )
-    n_comps = int(min(n_comps, fit.shape[0] - 1, fit.shape[1]))
-    if n_comps < 2:
-        raise ScdeepclustInputError(f"{_FUNC}: too little data for PCA ({fit.shape}).")
-    solver = "full" if min(fit.shape) <= 500 else "randomized"
-    pca = PCA(n_components=n_comps, svd_solver=solver, random_state=random_state).fit(fit)
-    features = [
-        spatial_embedding(pca.transform(x).astype(np.float32), g, lam=lam, hops=hops)
-        for x, g in zip(scaled, graphs)
-    ]
-    return features, graphs
-
-
 def label_transfer(
     reference: AnnData | Sequence[AnnData],
     query: AnnData,
     label_key: str = "truth",
     key_added: str = "transferred",
     *,
-    n_top_genes: int = 2000,
-    n_comps: int = 30,
-    lam: float = 0.8,
-    hops: int = 2,
-    n_neighs: int = 6,
-    min_shared_genes: int = 100,
-    pca_fit: str = "reference",
-    pca_hops: int = 2,
-    hidden: tuple[int, ...] = (64,),
-    dropout: float = 0.2,
-    input_dropout: float = 0.1,
-    label_smoothing: float = 0.1,
-    epochs: int = 100,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    n_models: int = 3,
+    features: TransferFeatureOptions | Mapping[str, Any] | None = None,
+    model: ClassifierOptions | Mapping[str, Any] | None = None,
+    train: TrainOptions | Mapping[str, Any] | None = None,
     smooth: int = 2,
     random_state: int = 0,
     device: str = "auto",
-    verbose: bool = True,
+    n_threads: int | None = 1,
+    verbose: bool | None = None,
     copy: bool = False,
+    **legacy: Any,
 ) -> AnnData | None:
     """Transfer the annotation of reference slice(s) to a query slice.
 
@@ -250,34 +187,37 @@ def label_transfer(
         ``obs`` column of the reference labels.
     key_added
         Name of the outputs (see Returns).
-    n_top_genes, n_comps
-        Highly variable genes and principal components of the shared expression space.
-    lam, hops, n_neighs
-        Neighbourhood weight, number of neighbourhood averages and graph size.
-    min_shared_genes
-        Fewer shared genes than this raise a :class:`ScdeepclustInputError`.
-    pca_fit
-        ``"reference"`` (default) or ``"joint"`` (reference(s) and query): the slices the
-        PCA is fitted on. The genes are always ranked on the reference.
-    pca_hops
-        Neighbourhood averages applied to the expression the PCA axes are fitted on
-        (0: the spots' own expression).
-    hidden, dropout, input_dropout, label_smoothing
-        Classifier architecture and regularisation.
-    epochs, batch_size, lr
-        Training (stops early when the held-out loss stops improving).
-    n_models
-        Classifiers in the ensemble (more: less run-to-run variance, longer training).
+    features
+        :class:`~scdeepclust.engine.TransferFeatureOptions` or a dict merged over the
+        defaults: ``n_top_genes``, ``n_comps`` (the shared expression space), ``lam``,
+        ``hops``, ``n_neighs`` (neighbourhood weight, averages and graph size),
+        ``pca_fit`` (``"reference"`` or ``"joint"``: the slices the PCA is fitted on; genes
+        are always ranked on the reference), ``pca_hops`` (neighbourhood averages of the
+        expression the PCA axes are fitted on) and ``min_shared_genes`` (fewer shared genes
+        raise a :class:`ScdeepclustInputError`).
+    model
+        :class:`~scdeepclust.engine.ClassifierOptions` or a dict: ``hidden``, ``dropout``,
+        ``input_dropout``, ``label_smoothing`` and ``n_models`` (classifiers in the
+        ensemble: more, less run-to-run variance, longer training).
+    train
+        :class:`~scdeepclust.engine.TrainOptions` or a dict (defaults ``epochs=100``,
+        ``batch_size=128``, ``lr=1e-3``); stops early when the held-out loss stops improving.
     smooth
         Rounds of spatial averaging of the query's probabilities (0 = none).
     random_state
         Seed; the same seed gives the same result on CPU. Global RNG state is preserved.
     device
         ``"auto"`` (GPU when available), ``"cpu"`` or ``"cuda"``.
+    n_threads
+        Torch, BLAS and OpenMP threads during the run (restored afterwards). ``None`` keeps
+        the libraries' settings.
     verbose
-        Progress bar.
+        Progress bars; ``None`` shows them at ``scanpy.settings.verbosity >= 3`` (info).
     copy
         Annotate and return a copy of ``query`` instead of writing into it.
+    **legacy
+        The 0.1 flat keywords (``n_top_genes=``, ``n_models=``, ``epochs=``, ...), with a
+        FutureWarning; removed in the next release.
 
     Returns
     -------
@@ -312,20 +252,75 @@ def label_transfer(
     ...     query.obsm["X_transferred"][known], query.obs["manual"][known]
     ... )
     """
-    start = time.perf_counter()
+    arguments = dict(locals())
+    opts = resolve_options(
+        _FUNC, legacy, defaults=TRANSFER_DEFAULTS, features=features, model=model, train=train
+    )
+    references, labels, classes = _checked_inputs(reference, query, label_key, smooth, copy)
+    start = logg.info(f"transferring {label_key!r} from {len(references)} reference(s)")
+    with run_context(random_state, device, n_threads) as run:
+        slices = [*references, query]
+        columns, genes, matching = match_genes(
+            slices, min_shared_genes=opts["features"].min_shared_genes
+        )
+        try:
+            features, graphs = slice_features(
+                [a.X[:, cols] for a, cols in zip(slices, columns)],
+                [check_spatial(a, func=_FUNC) for a in slices],
+                n_rank=len(references),
+                n_fit=len(slices) if opts["features"].pca_fit == "joint" else len(references),
+                options=opts["features"],
+                random_state=random_state,
+            )
+        except ScdeepclustInputError as err:
+            raise ScdeepclustInputError(f"{_FUNC}: {err}") from err
+        ref_features = np.vstack(features[:-1])
+        ref_labels = pd.concat(labels, ignore_index=True)
+        annotated = ref_labels.notna().to_numpy()
+        codes = pd.Categorical(ref_labels[annotated].astype(str), categories=classes).codes
+        ensemble = TransferEnsemble(
+            opts["model"],
+            opts["train"],
+            smooth=smooth,
+            random_state=random_state,
+            device=run.device,
+            verbose=show_progress(verbose),
+        ).fit(ref_features[annotated], codes, len(classes), scale=ref_features[:, 0].std() or 1.0)
+        proba, hidden = ensemble.predict(features[-1], graphs[-1])
+    record = tool_record(
+        arguments,
+        opts,
+        run,
+        classes=list(classes),
+        label_key=label_key,
+        n_references=len(references),
+        n_train_spots=int(annotated.sum()),
+        n_shared_genes=int(len(genes)),
+        gene_matching=matching,
+        **_training_summary(ensemble.results_),
+    )
+    query = query.copy() if copy else query
+    added = write_result(
+        query,
+        ResultKeys.transfer(key_added),
+        record=record,
+        func=_FUNC,
+        labels=pd.Categorical.from_codes(proba.argmax(axis=1), categories=classes),
+        confidence=proba.max(axis=1),
+        latent=hidden,
+        proba=proba,
+    )
+    logg.info("    finished", time=start, deep=added)
+    return query if copy else None
+
+
+def _checked_inputs(reference, query, label_key: str, smooth, copy: bool):
+    """Validate the slices and ``smooth``; the references, their labels and the classes."""
     references = [reference] if isinstance(reference, AnnData) else list(reference)
     if not references:
         raise ScdeepclustInputError(f"{_FUNC}: reference is an empty list.")
-    check_choice(pca_fit, PCA_FIT, name="pca_fit", func=_FUNC)
-    for name, value, low in (
-        ("smooth", smooth, 0),
-        ("pca_hops", pca_hops, 0),
-        ("n_models", n_models, 1),
-    ):
-        if isinstance(value, bool) or int(value) != value or value < low:
-            raise ScdeepclustInputError(
-                f"{_FUNC}: {name} must be an integer >= {low}, got {value!r}."
-            )
+    if isinstance(smooth, bool) or int(smooth) != smooth or smooth < 0:
+        raise ScdeepclustInputError(f"{_FUNC}: smooth must be an integer >= 0, got {smooth!r}.")
     for i, a in enumerate([*references, query]):
         what = "query" if i == len(references) else f"reference {i}"
         check_adata(a, func=f"{_FUNC} ({what})")
@@ -343,106 +338,12 @@ def label_transfer(
             f"{_FUNC}: the reference has {len(classes)} annotated class(es) in "
             f"obs[{label_key!r}] ({classes}); at least two are needed to train a classifier."
         )
+    return references, labels, classes
 
-    slices = [*references, query]
-    columns, genes, matching = match_genes(slices, min_shared_genes=min_shared_genes)
-    counts = [a.X[:, cols] for a, cols in zip(slices, columns)]
-    coords = [check_spatial(a, func=_FUNC) for a in slices]
-    features, graphs = slice_features(
-        counts,
-        coords,
-        n_rank=len(references),
-        n_fit=len(slices) if pca_fit == "joint" else len(references),
-        n_top_genes=n_top_genes,
-        n_comps=n_comps,
-        lam=lam,
-        hops=hops,
-        n_neighs=n_neighs,
-        pca_hops=pca_hops,
-        random_state=random_state,
-    )
-    ref_features = np.vstack(features[:-1])
-    scale = float(ref_features[:, 0].std()) or 1.0
-    ref_labels = pd.concat(labels, ignore_index=True)
-    annotated = ref_labels.notna().to_numpy()
-    codes = pd.Categorical(ref_labels[annotated].astype(str), categories=classes).codes
 
-    torch_device = snn.resolve_device(device)
-    config = snn.ClassifierConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        label_smoothing=label_smoothing,
-        verbose=verbose,
-    )
-    x_train = snn.to_device_tensor(ref_features[annotated] / scale, torch_device)
-    y_train = torch.as_tensor(codes.astype(np.int64), device=torch_device)
-    x_query = snn.to_device_tensor(features[-1] / scale, torch_device)
-    cuda = [torch_device.index or 0] if torch_device.type == "cuda" else []
-    probas, hiddens, results = [], [], []
-    with torch.random.fork_rng(devices=cuda):
-        for i in range(n_models):
-            generator = seeded(random_state + i, torch_device)
-            model = snn.MLPClassifier(
-                ref_features.shape[1],
-                len(classes),
-                tuple(hidden),
-                dropout=dropout,
-                input_dropout=input_dropout,
-            ).to(torch_device)
-            results.append(snn.train_classifier(model, x_train, y_train, config, generator))
-            p, h = snn.classify(model, x_query)
-            probas.append(p.cpu().numpy())
-            hiddens.append(h.cpu().numpy())
-    proba = np.mean(probas, axis=0, dtype=np.float64)
-    if smooth:
-        operator = row_normalized(graphs[-1], self_loops=True)
-        for _ in range(int(smooth)):
-            proba = operator @ proba
-    proba = (proba / proba.sum(axis=1, keepdims=True)).astype(np.float32)
-    predicted = proba.argmax(axis=1)
-
-    query = query.copy() if copy else query
-    conf_key, proba_key, rep_key = f"{key_added}_confidence", f"{key_added}_proba", f"X_{key_added}"
-    for attr, key in (
-        ("obs", key_added),
-        ("obs", conf_key),
-        ("obsm", proba_key),
-        ("obsm", rep_key),
-        ("uns", key_added),
-    ):
-        warn_if_overwriting(query, attr, key, func=_FUNC)
-    query.obs[key_added] = pd.Categorical.from_codes(predicted, categories=classes)
-    query.obs[conf_key] = proba.max(axis=1)
-    query.obsm[proba_key] = proba
-    query.obsm[rep_key] = np.hstack(hiddens).astype(np.float32)
-    query.uns[key_added] = {
-        "classes": list(classes),
-        "label_key": label_key,
-        "n_references": len(references),
-        "n_train_spots": int(annotated.sum()),
-        "n_shared_genes": int(len(genes)),
-        "gene_matching": matching,
-        "params": {
-            "n_top_genes": n_top_genes,
-            "n_comps": n_comps,
-            "lam": lam,
-            "hops": hops,
-            "n_neighs": n_neighs,
-            "min_shared_genes": min_shared_genes,
-            "pca_fit": pca_fit,
-            "pca_hops": pca_hops,
-            "hidden": list(hidden),
-            "dropout": dropout,
-            "input_dropout": input_dropout,
-            "label_smoothing": label_smoothing,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "n_models": n_models,
-            "smooth": int(smooth),
-            "random_state": random_state,
-        },
+def _training_summary(results) -> dict[str, Any]:
+    """Per-model histories, best epochs and the mean held-out balanced accuracy."""
+    return {
         "history": {
             f"model_{i}": {key: np.asarray(v, dtype=np.float64) for key, v in r.history.items()}
             for i, r in enumerate(results)
@@ -453,8 +354,4 @@ def label_transfer(
         )
         if results[0].n_val
         else float("nan"),
-        "seconds": float(time.perf_counter() - start),
-        "device": str(torch_device),
     }
-    query.uns[key_added] = h5ad_writable(query.uns[key_added])  # plain write_h5ad must work
-    return query if copy else None

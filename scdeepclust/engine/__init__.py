@@ -1,0 +1,81 @@
+"""The AnnData-free engine under the deep tools: estimators on arrays, option groups, the run context.
+
+Arrays in, arrays out, like a scikit-learn estimator; nothing here reads or writes an
+AnnData (``scdeepclust.tl`` does that, then calls the engine).
+
+- :class:`ModelInputs`: features, graph and counts that the deep estimators train on;
+- :class:`SpatialDEC`: spatially aware deep embedded clustering (pretrain once, cluster
+  for any k or seed);
+- :class:`TransferEnsemble` and :func:`slice_features`: label transfer between slices;
+- option groups (:class:`FeatureOptions`, :class:`ModelOptions`, :class:`TrainOptions`,
+  :class:`RefineOptions`, :class:`TransferFeatureOptions`, :class:`ClassifierOptions`);
+- :func:`run_context`: seed, device, threads and the clock of a run.
+"""
+
+from ._context import RunContext, forked_rng, limit_threads, run_context, seed_torch
+from ._dec import (
+    MAX_FIT_OBS,
+    Clustering,
+    Member,
+    SpatialDEC,
+    detect_collapse,
+    fit_subsample,
+    initial_clusters,
+    smooth_proba,
+)
+from ._inputs import ModelInputs
+from ._options import (
+    DEEP_DEFAULTS,
+    LEGACY_KEYWORDS,
+    TRANSFER_DEFAULTS,
+    TRANSFER_TRAIN,
+    ClassifierOptions,
+    FeatureOptions,
+    ModelOptions,
+    Options,
+    RefineOptions,
+    TrainOptions,
+    TransferFeatureOptions,
+    as_options,
+    options_record,
+    resolve_options,
+)
+from ._training import COUNT_MODELS, TrainedEmbedding, build_model, train_embedding
+from ._transfer import TransferEnsemble, slice_features
+
+__all__ = [
+    "ModelInputs",
+    "SpatialDEC",
+    "Member",
+    "Clustering",
+    "TransferEnsemble",
+    "slice_features",
+    "detect_collapse",
+    "initial_clusters",
+    "fit_subsample",
+    "smooth_proba",
+    "MAX_FIT_OBS",
+    "TrainedEmbedding",
+    "build_model",
+    "train_embedding",
+    "COUNT_MODELS",
+    "Options",
+    "FeatureOptions",
+    "ModelOptions",
+    "TrainOptions",
+    "RefineOptions",
+    "TransferFeatureOptions",
+    "ClassifierOptions",
+    "TRANSFER_TRAIN",
+    "LEGACY_KEYWORDS",
+    "DEEP_DEFAULTS",
+    "TRANSFER_DEFAULTS",
+    "as_options",
+    "resolve_options",
+    "options_record",
+    "RunContext",
+    "run_context",
+    "limit_threads",
+    "forked_rng",
+    "seed_torch",
+]

@@ -1,0 +1,403 @@
+"""``SpatialDEC``: spatially aware deep embedded clustering as an estimator on arrays.
+
+The work is split so that models can be reused and combined:
+
+- :meth:`SpatialDEC.train_member` pretrains one autoencoder (one *member*) on
+  :class:`ModelInputs`, with a guard against a collapsed latent space;
+- :meth:`SpatialDEC.cluster_member` clusters one member for one ``k`` (initial mixture, DEC
+  refinement with a collapse guard) without changing the member, so a member serves any
+  number of ``k`` and seeds;
+- :meth:`SpatialDEC.cluster` picks ``k`` (given, or by the pluggable ``choose_k``), clusters
+  the pretrained member and applies the optional ``postprocess`` step;
+- :meth:`SpatialDEC.fit` is :meth:`pretrain` then :meth:`cluster`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+from .. import nn as snn
+from .._utils import ScdeepclustInputError
+from ..pp import row_normalized
+from ._context import forked_rng, seed_torch
+from ._inputs import ModelInputs
+from ._options import ModelOptions, RefineOptions, TrainOptions
+from ._training import TrainedEmbedding, train_config, train_embedding
+
+#: Largest number of observations used to fit the initial mixture / estimate k (linear cost).
+MAX_FIT_OBS = 50_000
+
+
+def fit_subsample(n_obs: int, random_state: int) -> np.ndarray:
+    """Indices of at most :data:`MAX_FIT_OBS` observations (all of them when fewer)."""
+    if n_obs <= MAX_FIT_OBS:
+        return np.arange(n_obs)
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n_obs, MAX_FIT_OBS, replace=False))
+
+
+def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):
+    """Initial labels and centroids on the latent space (tied-covariance GMM or KMeans).
+
+    The model is fitted on at most :data:`MAX_FIT_OBS` observations and applied to all.
+    """
+    fit = latent[fit_subsample(latent.shape[0], random_state)]
+    if init == "gmm":
+        model = GaussianMixture(
+            n_clusters, covariance_type="tied", n_init=5, random_state=random_state, reg_covar=1e-4
+        ).fit(fit)
+    else:
+        model = KMeans(n_clusters, n_init=10, random_state=random_state).fit(fit)
+    labels = model.predict(latent)
+    centroids = np.stack(
+        [
+            latent[labels == c].mean(axis=0) if (labels == c).any() else latent.mean(axis=0)
+            for c in range(n_clusters)
+        ]
+    )
+    return labels, centroids
+
+
+def detect_collapse(
+    labels: np.ndarray | None,
+    n_clusters: int,
+    embedding: np.ndarray | None = None,
+    *,
+    max_fraction: float = 0.9,
+) -> list[str]:
+    """Reasons why a clustering looks degenerate (an empty list when it looks healthy).
+
+    Parameters
+    ----------
+    labels
+        Integer cluster labels (``None`` checks the embedding only).
+    n_clusters
+        Number of clusters requested.
+    embedding
+        The representation that was clustered; flagged when (nearly) constant.
+    max_fraction
+        Flag a single cluster holding more than this fraction of observations.
+    """
+    reasons = []
+    if labels is not None and np.size(labels):
+        labels = np.asarray(labels)
+        counts = np.bincount(labels, minlength=n_clusters)
+        used = int((counts > 0).sum())
+        if used < n_clusters:
+            reasons.append(f"{n_clusters - used} of {n_clusters} clusters are empty")
+        if counts.max() / labels.size > max_fraction:
+            reasons.append(
+                f"one cluster holds {counts.max() / labels.size:.1%} of observations "
+                f"(> {max_fraction:.0%})"
+            )
+    if embedding is not None:
+        spread = float(np.nanstd(embedding, axis=0).max()) if embedding.size else 0.0
+        if not np.isfinite(spread) or spread < 1e-6:
+            reasons.append("the embedding is constant")
+    return reasons
+
+
+def smooth_proba(proba: np.ndarray, graph: sp.spmatrix, rounds: int) -> np.ndarray:
+    """Average class probabilities ``rounds`` times over each node and its graph neighbours.
+
+    Rows are renormalised to sum to one; returns float32.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if rounds:
+        operator = row_normalized(graph, self_loops=True)
+        for _ in range(int(rounds)):
+            proba = operator @ proba
+    return (proba / proba.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass
+class Member:
+    """One pretrained autoencoder of a :class:`SpatialDEC` and the RNG state it ended with.
+
+    Clustering a member restores that state (for its own seed), so the result does not
+    depend on what was clustered before.
+    """
+
+    trained: TrainedEmbedding
+    inputs: ModelInputs
+    random_state: int
+    rng_state: tuple
+    collapse_events: list[dict] = field(default_factory=list)
+
+    @property
+    def latent(self) -> np.ndarray:
+        """The pretrained latent codes."""
+        return self.trained.latent
+
+
+@dataclass
+class Clustering:
+    """One clustering of one member: labels, soft assignment, latent and the record."""
+
+    n_clusters: int
+    labels: np.ndarray
+    proba: np.ndarray
+    latent: np.ndarray
+    history: dict[str, list[float]]
+    converged: bool
+    collapse_events: list[dict]
+    n_clusters_source: str = "given"
+
+
+def run_dec(trained, clustering, config, generator, *, smooth, refine: RefineOptions, gamma):
+    """One DEC refinement run (a seam kept separate so tests can force a collapse)."""
+    return snn.dec_refine(
+        trained.model,
+        clustering,
+        trained.inputs,
+        trained.targets,
+        config,
+        generator,
+        smooth=smooth,
+        max_epochs=refine.epochs,
+        tol=refine.tol,
+        gamma=gamma,
+    )
+
+
+def _rng_snapshot(generator: torch.Generator) -> tuple:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return torch.get_rng_state(), cuda, generator.get_state()
+
+
+def _restore_rng(snapshot: tuple) -> torch.Generator:
+    cpu, cuda, generator = snapshot
+    torch.set_rng_state(cpu)
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+    return torch.Generator(device="cpu").set_state(generator)
+
+
+class SpatialDEC:
+    """Spatially aware deep embedded clustering on arrays (scikit-learn style).
+
+    Pretrains an autoencoder on the features, initialises clusters on its latent space
+    (tied GMM or KMeans) and refines encoder and Student-t centroids on KL(P || Q) +
+    ``gamma`` x reconstruction, with the soft assignment Q averaged over the spatial graph
+    before the target P is formed, until fewer than ``tol`` of the labels change per epoch.
+    Degenerate solutions are detected, warned about and recovered from.
+
+    Parameters
+    ----------
+    n_clusters
+        Number of clusters; ``None`` asks ``choose_k``.
+    model, train, refine
+        Option groups (:class:`ModelOptions`, :class:`TrainOptions`, :class:`RefineOptions`).
+    choose_k
+        ``choose_k(estimator) -> int``, called after pretraining when ``n_clusters`` is
+        None; it may use :attr:`member_` and :meth:`cluster_member` to try several k. Its
+        ``str()`` is recorded as the source of k.
+    postprocess
+        Optional ``postprocess(clustering, inputs) -> Clustering`` applied to the final
+        clustering (e.g. spatial smoothing of the labels).
+    random_state
+        Seed of pretraining, initialisation and refinement.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.
+    verbose
+        Progress bars.
+
+    Attributes
+    ----------
+    labels_, proba_, latent_
+        Cluster labels, soft assignment and latent codes after :meth:`fit`.
+    history_
+        Per-epoch ``pretrain_loss``, ``kl_loss``, ``recon_loss`` and ``label_change``.
+    converged_
+        Whether refinement met the ``tol`` rule.
+    collapse_events_
+        Degenerate states met and what was done (dicts: stage, reasons, action).
+    n_clusters_, n_clusters_source_
+        The number of clusters used and where it came from.
+    member_
+        The pretrained :class:`Member`, reusable by :meth:`cluster`.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int | None = None,
+        *,
+        model: ModelOptions | None = None,
+        train: TrainOptions | None = None,
+        refine: RefineOptions | None = None,
+        choose_k: Callable[[SpatialDEC], int] | None = None,
+        postprocess: Callable[[Clustering, ModelInputs], Clustering] | None = None,
+        random_state: int = 0,
+        device: str | torch.device = "auto",
+        verbose: bool = False,
+    ):
+        self.n_clusters = n_clusters
+        self.model = model or ModelOptions()
+        self.train = train or TrainOptions()
+        self.refine = refine or RefineOptions()
+        self.choose_k = choose_k
+        self.postprocess = postprocess
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ one member
+
+    def train_member(self, inputs: ModelInputs, random_state: int) -> Member:
+        """Pretrain one autoencoder on ``inputs``; re-initialise once when it collapses."""
+        device = snn.resolve_device(self.device)
+        events: list[dict] = []
+        with forked_rng():
+            for attempt in range(2):
+                generator = seed_torch(random_state + attempt)
+                trained = train_embedding(
+                    inputs, self.model, self.train, generator=generator, device=device,
+                    verbose=self.verbose,
+                )  # fmt: skip
+                reasons = detect_collapse(None, 1, trained.latent)
+                if not reasons or attempt:
+                    break
+                events.append(
+                    {"stage": "pretrain", "reasons": reasons, "action": "re-initialised the autoencoder"}
+                )  # fmt: skip
+                warnings.warn(
+                    f"SpatialDEC: pretraining collapsed ({'; '.join(reasons)}); "
+                    "re-initialising with another seed.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return Member(trained, inputs, random_state, _rng_snapshot(generator), events)
+
+    def cluster_member(
+        self, member: Member, n_clusters: int, random_state: int | None = None
+    ) -> Clustering:
+        """Cluster one member into ``n_clusters`` (the member itself is left unchanged).
+
+        With the member's own seed (the default) the refinement continues the RNG stream of
+        its pretraining; another ``random_state`` reseeds it.
+        """
+        seed = member.random_state if random_state is None else random_state
+        trained, graph = member.trained, member.inputs.graph
+        with forked_rng():
+            if seed == member.random_state:
+                generator = _restore_rng(member.rng_state)
+            else:
+                generator = seed_torch(seed)
+            init_labels, centroids = initial_clusters(
+                trained.latent, n_clusters, init=self.refine.init, random_state=seed
+            )
+            smooth = None
+            if graph is not None and self.refine.smooth_assignments:
+                operator = snn.to_device_tensor(row_normalized(graph), trained.device)
+
+                def smooth(q):
+                    return torch.sparse.mm(operator, q)
+
+            return self._refine_with_guard(
+                member, centroids, init_labels, n_clusters, generator, smooth
+            )
+
+    def _refine_with_guard(self, member, centroids, init_labels, n_clusters, generator, smooth):
+        """DEC refinement; on a degenerate result re-initialise once, then keep the init."""
+        events = list(member.collapse_events)
+        gamma = self.refine.gamma
+        config = train_config(self.train, verbose=self.verbose)
+        history = {"pretrain_loss": list(member.trained.losses)}
+        for attempt in range(2):
+            trained = copy.copy(member.trained)
+            trained.model = copy.deepcopy(member.trained.model)
+            clustering = snn.StudentTClustering(
+                torch.as_tensor(centroids, dtype=torch.float32, device=trained.device)
+            ).to(trained.device)
+            dec = run_dec(
+                trained, clustering, config, generator, smooth=smooth, refine=self.refine,
+                gamma=gamma,
+            )  # fmt: skip
+            labels = dec.labels.cpu().numpy()
+            latent = snn.encode(trained.model, trained.inputs).cpu().numpy()
+            reasons = detect_collapse(labels, n_clusters, latent)
+            if not reasons:
+                history.update(kl_loss=dec.kl, recon_loss=dec.recon, label_change=dec.label_change)
+                proba = dec.q.cpu().numpy()
+                return Clustering(
+                    n_clusters, labels, proba, latent, history, bool(dec.converged), events
+                )
+            action = "re-initialised refinement" if attempt == 0 else "kept the initial clustering"
+            events.append({"stage": "refine", "reasons": reasons, "action": action})
+            warnings.warn(
+                f"SpatialDEC: the clustering collapsed ({'; '.join(reasons)}); {action}.",
+                UserWarning,
+                stacklevel=4,
+            )
+            gamma = max(gamma, 1.0) * 2.0
+        history.update(kl_loss=[], recon_loss=[], label_change=[])
+        proba = np.eye(n_clusters, dtype=np.float32)[init_labels]
+        return Clustering(n_clusters, init_labels, proba, member.latent, history, False, events)
+
+    # ------------------------------------------------------------------ estimator
+
+    def pretrain(self, X, graph: sp.spmatrix | None = None, *, counts=None) -> SpatialDEC:
+        """Pretrain the member that :meth:`cluster` reuses.
+
+        Parameters
+        ----------
+        X
+            :class:`ModelInputs`, or an ``n_obs x n_features`` array of features.
+        graph
+            Spatial graph (with an array ``X``); ``None`` turns spatial smoothing off.
+        counts
+            Raw counts (with an array ``X``), needed by the count models.
+        """
+        if isinstance(X, ModelInputs):
+            self.inputs_ = X
+        else:
+            graph = None if graph is None else sp.csr_matrix(graph, dtype=np.float32)
+            self.inputs_ = ModelInputs(np.asarray(X, dtype=np.float32), graph, counts)
+        self.member_ = self.train_member(self.inputs_, self.random_state)
+        return self
+
+    def cluster(self, n_clusters: int | None = None, random_state: int | None = None) -> Clustering:
+        """Cluster the pretrained member into ``n_clusters`` (default: ``self.n_clusters``).
+
+        Needs :meth:`pretrain` first; cheap compared to it, so several k or seeds can be
+        tried on one pretrained model. ``None`` and no ``self.n_clusters`` asks ``choose_k``.
+        """
+        if not hasattr(self, "member_"):
+            raise RuntimeError("SpatialDEC.cluster: call pretrain() or fit() first.")
+        n_clusters = self.n_clusters if n_clusters is None else n_clusters
+        source = "given"
+        if n_clusters is None:
+            if self.choose_k is None:
+                raise ScdeepclustInputError(
+                    "SpatialDEC: n_clusters is None and no choose_k was given."
+                )
+            n_clusters, source = int(self.choose_k(self)), str(self.choose_k)
+        result = self.cluster_member(self.member_, int(n_clusters), random_state)
+        result.n_clusters_source = source
+        if self.postprocess is not None:
+            result = self.postprocess(result, self.inputs_)
+        return result
+
+    def fit(self, X, graph: sp.spmatrix | None = None, *, counts=None) -> SpatialDEC:
+        """Pretrain, then cluster into ``n_clusters``; sets the fitted attributes."""
+        self.pretrain(X, graph, counts=counts)
+        result = self.cluster()
+        self.clustering_ = result
+        self.labels_, self.proba_, self.latent_ = result.labels, result.proba, result.latent
+        self.history_, self.converged_ = result.history, result.converged
+        self.collapse_events_ = result.collapse_events
+        self.n_clusters_, self.n_clusters_source_ = result.n_clusters, result.n_clusters_source
+        return self
+
+    def fit_predict(self, X, graph: sp.spmatrix | None = None, *, counts=None) -> np.ndarray:
+        """:meth:`fit` and return :attr:`labels_`."""
+        return self.fit(X, graph, counts=counts).labels_

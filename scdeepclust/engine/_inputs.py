@@ -1,0 +1,96 @@
+"""The model inputs of the deep estimators: standardised (spatial) features and the graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..pp import expression_pcs, pca_model, spatial_embedding
+from ._options import FeatureOptions
+
+
+@dataclass
+class ModelInputs:
+    """What the deep estimators train on (arrays only).
+
+    Attributes
+    ----------
+    features
+        ``n_obs x n_features`` float32, scaled so the first component has unit variance.
+    graph
+        Spatial graph (``None`` for non-spatial features); its row-normalised form smooths
+        features and soft assignments.
+    counts
+        Raw counts (dense or sparse), reconstructed by the count models (``"zinb"``, ``"nb"``).
+    graph_source
+        Where the graph came from (``"obsp"``, ``"built"``, ...), for the record.
+    """
+
+    features: np.ndarray
+    graph: sp.csr_matrix | None = None
+    counts: Any = None
+    graph_source: str | None = None
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observations."""
+        return int(self.features.shape[0])
+
+    @classmethod
+    def build(
+        cls,
+        counts,
+        graph: sp.spmatrix | None = None,
+        *,
+        options: FeatureOptions | None = None,
+        batches: np.ndarray | None = None,
+        random_state: int = 0,
+        graph_source: str | None = None,
+    ) -> ModelInputs:
+        """Expression PCs, neighbour-aggregated when ``options.spatial``, reduced by PCA.
+
+        Parameters
+        ----------
+        counts
+            Raw counts, observations x genes (dense or sparse; never modified).
+        graph
+            Spatial graph, required when ``options.spatial``.
+        options
+            Feature options (defaults: :class:`FeatureOptions`).
+        batches
+            Per-observation sample labels: genes are ranked and standardised per sample.
+        random_state
+            Seed of the PCAs.
+        graph_source
+            Recorded in :attr:`graph_source`.
+        """
+        options = options or FeatureOptions()
+        n_obs = counts.shape[0]
+        if not options.spatial:
+            graph, graph_source = None, None
+        elif graph is None:
+            raise ValueError("ModelInputs.build: spatial features need a graph.")
+        elif graph.shape != (n_obs, n_obs):
+            raise ValueError(
+                f"the spatial graph has shape {graph.shape}, expected ({n_obs}, {n_obs})."
+            )
+        pcs = expression_pcs(
+            counts,
+            n_comps=options.n_pcs,
+            n_top_genes=options.n_top_genes,
+            batches=batches,
+            random_state=random_state,
+        )
+        if graph is not None:
+            graph = sp.csr_matrix(graph, dtype=np.float32)
+            features = spatial_embedding(pcs, graph, lam=options.lam, hops=options.hops)
+        else:
+            features = pcs
+        pca = pca_model(features.shape, options.n_comps, random_state=random_state)
+        if pca.n_components < features.shape[1]:
+            features = pca.fit_transform(features)
+        scale = float(features[:, 0].std()) or 1.0
+        return cls((features / scale).astype(np.float32), graph, counts, graph_source)

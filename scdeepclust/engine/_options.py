@@ -1,0 +1,361 @@
+"""Option groups of the deep tools: typed, validated, frozen, merged over defaults.
+
+Each group is a frozen dataclass. Its choices are ``Literal`` types and its numeric
+constraints are declared once, in the field's metadata (``check``); both are enforced in
+``__post_init__``. A tool takes each group as an instance, a dict merged over the tool's
+defaults (as scvi-tools' ``plan_kwargs``) or ``None`` (the defaults), and its
+``uns[key]["params"]`` record is :func:`dataclasses.asdict` of the resolved groups.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .._utils import ScdeepclustInputError
+
+ModelKind = Literal["ae", "vae", "zinb", "nb"]
+InitKind = Literal["gmm", "kmeans"]
+PcaFit = Literal["reference", "joint"]
+
+# constraint name -> (test, phrase for the error)
+_CHECKS = {
+    "int>=0": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "int>=2": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    ">0": (lambda v: _is_real(v) and v > 0, "a number > 0"),
+    ">=0": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
+    "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
+}
+
+
+def _is_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer)
+
+
+def _is_real(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+
+
+def _opt(default, check: str | None = None, label: str | None = None):
+    return field(default=default, metadata={"check": check, "label": label})
+
+
+class Options:
+    """Base of the option groups: validation from the type hints and field metadata."""
+
+    group: typing.ClassVar[str] = "options"
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            label = f.metadata.get("label") or f.name
+            if typing.get_origin(hints[f.name]) is Literal:
+                choices = typing.get_args(hints[f.name])
+                if value not in choices:
+                    raise ScdeepclustInputError(
+                        f"unknown {label} {value!r}; valid choices are "
+                        f"{', '.join(map(repr, choices))}."
+                    )
+            if isinstance(value, list):  # hidden=[64, 32] -> (64, 32): frozen and hashable
+                object.__setattr__(self, f.name, value := tuple(value))
+            check = f.metadata.get("check")
+            if check and not _CHECKS[check][0](value):
+                raise ScdeepclustInputError(
+                    f"{self.group} option {f.name} must be {_CHECKS[check][1]}, got {value!r}."
+                )
+
+
+@dataclass(frozen=True)
+class FeatureOptions(Options):
+    """Input features of ``ae_embed`` and ``deep_cluster`` (see :class:`ModelInputs`).
+
+    Parameters
+    ----------
+    spatial
+        Concatenate expression PCs with their averages over the spatial graph (BANKSY-style)
+        and, in ``deep_cluster``, smooth the soft assignments over it.
+    n_top_genes
+        Highly variable genes kept.
+    n_pcs
+        Expression principal components.
+    n_comps
+        Final PCA size of the (spatial) features.
+    lam
+        Weight of the neighbourhood (0 = expression only, 1 = neighbourhood only).
+    hops
+        Neighbourhood averages (1 = direct neighbours, 2 adds theirs).
+    n_neighs
+        Size of the spatial graph when it is built (not read from ``obsp``).
+    """
+
+    group: typing.ClassVar[str] = "features"
+
+    spatial: bool = True
+    n_top_genes: int = _opt(5000, "int>=1")
+    n_pcs: int = _opt(200, "int>=1")
+    n_comps: int = _opt(50, "int>=1")
+    lam: float = _opt(0.8, "[0,1]")
+    hops: int = _opt(2, "int>=0")
+    n_neighs: int = _opt(6, "int>=1")
+
+
+@dataclass(frozen=True)
+class ModelOptions(Options):
+    """The autoencoder.
+
+    Parameters
+    ----------
+    kind
+        ``"ae"`` (Gaussian), ``"vae"``, ``"zinb"`` or ``"nb"`` (count likelihoods that
+        reconstruct the raw counts).
+    n_latent
+        Latent size.
+    hidden
+        Hidden layer sizes of the encoder (mirrored by the decoder).
+    """
+
+    group: typing.ClassVar[str] = "model"
+
+    kind: ModelKind = _opt("ae", label="model")
+    n_latent: int = _opt(16, "int>=1")
+    hidden: tuple[int, ...] = _opt((128,), "layers")
+
+
+@dataclass(frozen=True)
+class TrainOptions(Options):
+    """Mini-batch training with Adam (stops early on a loss plateau).
+
+    Parameters
+    ----------
+    epochs
+        Maximum epochs.
+    batch_size
+        Mini-batch size.
+    lr
+        Adam learning rate.
+    """
+
+    group: typing.ClassVar[str] = "train"
+
+    epochs: int = _opt(200, "int>=1")
+    batch_size: int = _opt(256, "int>=2")
+    lr: float = _opt(1e-3, ">0")
+
+
+@dataclass(frozen=True)
+class RefineOptions(Options):
+    """Initial clusters and DEC refinement of ``deep_cluster``.
+
+    Parameters
+    ----------
+    init
+        ``"gmm"`` (tied covariance) or ``"kmeans"`` for the initial clusters.
+    epochs
+        Maximum refinement epochs.
+    tol
+        Stop when fewer than this fraction of labels change in an epoch.
+    gamma
+        Weight of the reconstruction loss during refinement.
+    smooth_assignments
+        Average the soft assignment over spatial neighbours before forming the target
+        (only with spatial features).
+    leiden_resolution
+        Resolution of the Leiden clustering that estimates ``n_clusters`` when it is None.
+    """
+
+    group: typing.ClassVar[str] = "refine"
+
+    init: InitKind = _opt("gmm", label="init")
+    epochs: int = _opt(30, "int>=1")
+    tol: float = _opt(1e-3, ">=0")
+    gamma: float = _opt(1.0, ">=0")
+    smooth_assignments: bool = True
+    leiden_resolution: float = _opt(0.5, ">0")
+
+
+@dataclass(frozen=True)
+class TransferFeatureOptions(Options):
+    """Shared features of the slices in ``label_transfer``.
+
+    Parameters
+    ----------
+    n_top_genes, n_comps
+        Highly variable genes (ranked on the reference) and principal components.
+    lam, hops, n_neighs
+        Neighbourhood weight, number of neighbourhood averages and graph size.
+    pca_fit
+        ``"reference"`` or ``"joint"`` (reference(s) and query's expression, never labels).
+    pca_hops
+        Neighbourhood averages of the expression the PCA axes are fitted on (0: none).
+    min_shared_genes
+        Fewer shared genes than this raise a :class:`ScdeepclustInputError`.
+    """
+
+    group: typing.ClassVar[str] = "features"
+
+    n_top_genes: int = _opt(2000, "int>=1")
+    n_comps: int = _opt(30, "int>=1")
+    lam: float = _opt(0.8, "[0,1]")
+    hops: int = _opt(2, "int>=0")
+    n_neighs: int = _opt(6, "int>=1")
+    pca_fit: PcaFit = _opt("reference", label="pca_fit")
+    pca_hops: int = _opt(2, "int>=0")
+    min_shared_genes: int = _opt(100, "int>=1")
+
+
+@dataclass(frozen=True)
+class ClassifierOptions(Options):
+    """The classifier ensemble of ``label_transfer``.
+
+    Parameters
+    ----------
+    hidden
+        Hidden layer sizes; the last one is the learned representation.
+    dropout, input_dropout
+        Dropout after hidden layers and on the inputs.
+    label_smoothing
+        Cross-entropy label smoothing.
+    n_models
+        Classifiers in the ensemble (seeds ``random_state + i``).
+    """
+
+    group: typing.ClassVar[str] = "model"
+
+    hidden: tuple[int, ...] = _opt((64,), "layers")
+    dropout: float = _opt(0.2, "[0,1)")
+    input_dropout: float = _opt(0.1, "[0,1)")
+    label_smoothing: float = _opt(0.1, "[0,1)")
+    n_models: int = _opt(3, "int>=1")
+
+
+#: Training defaults of ``label_transfer`` (the classifier trains shorter, smaller batches).
+TRANSFER_TRAIN = TrainOptions(epochs=100, batch_size=128)
+
+#: Flat keywords of the 0.1 signatures -> (group, field); accepted with a FutureWarning.
+LEGACY_KEYWORDS: dict[str, tuple[str, str]] = {
+    **{
+        name: ("features", name)
+        for name in (
+            "spatial",
+            "n_top_genes",
+            "n_pcs",
+            "n_comps",
+            "lam",
+            "hops",
+            "n_neighs",
+            "pca_fit",
+            "pca_hops",
+            "min_shared_genes",
+        )
+    },
+    **{
+        name: ("model", name)
+        for name in ("n_latent", "hidden", "dropout", "input_dropout", "label_smoothing")
+    },
+    "n_models": ("model", "n_models"),
+    **{name: ("train", name) for name in ("epochs", "batch_size", "lr")},
+    **{
+        name: ("refine", name)
+        for name in ("init", "tol", "gamma", "smooth_assignments", "leiden_resolution")
+    },
+    "refine_epochs": ("refine", "epochs"),
+}
+
+
+def as_options(value: Options | Mapping[str, Any] | str | None, defaults: Options) -> Options:
+    """``value`` as an instance of ``type(defaults)``: a dict is merged over ``defaults``.
+
+    A string is shorthand for the first field (``model="zinb"`` is ``{"kind": "zinb"}``).
+    """
+    cls = type(defaults)
+    if value is None:
+        return defaults
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        value = {dataclasses.fields(cls)[0].name: value}
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{defaults.group} must be a {cls.__name__}, a dict or None, got "
+            f"{type(value).__name__}."
+        )
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise ScdeepclustInputError(
+            f"unknown {defaults.group} option(s) {', '.join(map(repr, unknown))}; "
+            f"valid ones are {', '.join(map(repr, names))}."
+        )
+    return dataclasses.replace(defaults, **value)
+
+
+#: Defaults of the option groups of ``ae_embed`` and ``deep_cluster``.
+DEEP_DEFAULTS: dict[str, Options] = {
+    "features": FeatureOptions(),
+    "model": ModelOptions(),
+    "train": TrainOptions(),
+    "refine": RefineOptions(),
+}
+#: Defaults of the option groups of ``label_transfer``.
+TRANSFER_DEFAULTS: dict[str, Options] = {
+    "features": TransferFeatureOptions(),
+    "model": ClassifierOptions(),
+    "train": TRANSFER_TRAIN,
+}
+
+
+def resolve_options(
+    func: str,
+    legacy: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Options] = DEEP_DEFAULTS,
+    **given: Any,
+) -> dict[str, Options]:
+    """Resolve a tool's option groups: ``name=value given``, over ``defaults[name]``.
+
+    ``legacy`` holds the old flat keywords (see :data:`LEGACY_KEYWORDS`): each is applied
+    to its group with one FutureWarning naming the replacement; any other keyword is a
+    TypeError, as Python would raise it. Validation errors are prefixed with ``func``.
+    """
+    groups = {name: (defaults[name], value) for name, value in given.items()}
+    updates: dict[str, dict[str, Any]] = {name: {} for name in groups}
+    for key, value in legacy.items():
+        group, name = LEGACY_KEYWORDS.get(key, ("", ""))
+        fields = [f.name for f in dataclasses.fields(groups[group][0])] if group in groups else []
+        if name not in fields:
+            raise TypeError(f"{func}() got an unexpected keyword argument {key!r}")
+        updates[group][name] = value
+    if legacy:
+        moved = ", ".join(
+            f"{key} -> {LEGACY_KEYWORDS[key][0]}={{{LEGACY_KEYWORDS[key][1]!r}: ...}}"
+            for key in legacy
+        )
+        warnings.warn(
+            f"{func}: flat keyword arguments are deprecated and will be removed in the next "
+            f"release; pass option groups instead ({moved}).",
+            FutureWarning,
+            stacklevel=3,
+        )
+    try:
+        resolved = {name: as_options(value, defaults) for name, (defaults, value) in groups.items()}
+        return {
+            name: dataclasses.replace(opts, **updates[name]) if updates[name] else opts
+            for name, opts in resolved.items()
+        }
+    except ScdeepclustInputError as err:
+        raise ScdeepclustInputError(f"{func}: {err}") from None
+
+
+def options_record(**groups: Options) -> dict[str, dict[str, Any]]:
+    """The ``params`` record of resolved option groups (``dataclasses.asdict`` of each)."""
+    return {name: dataclasses.asdict(opts) for name, opts in groups.items()}

@@ -1,0 +1,74 @@
+"""The training layer: build an autoencoder and pretrain it on model inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import nn as snn
+from ._inputs import ModelInputs
+from ._options import ModelOptions, TrainOptions
+
+#: Models whose decoder reconstructs the raw counts.
+COUNT_MODELS = ("zinb", "nb")
+
+
+@dataclass
+class TrainedEmbedding:
+    """A pretrained autoencoder, the tensors it was trained on and its latent codes."""
+
+    model: torch.nn.Module
+    inputs: torch.Tensor
+    targets: torch.Tensor | None
+    latent: np.ndarray
+    losses: list[float]
+    device: torch.device
+
+
+def build_model(kind: str, n_input: int, n_genes: int, hidden, n_latent: int) -> torch.nn.Module:
+    """Instantiate the torch module named ``kind`` (see :class:`ModelOptions`)."""
+    if kind == "ae":
+        return snn.Autoencoder(n_input, tuple(hidden), n_latent)
+    if kind == "vae":
+        return snn.VariationalAutoencoder(n_input, tuple(hidden), n_latent)
+    return snn.CountAutoencoder(n_input, n_genes, tuple(hidden), n_latent, likelihood=kind)
+
+
+def train_config(train: TrainOptions, *, verbose: bool) -> snn.TrainConfig:
+    """The :class:`scdeepclust.nn.TrainConfig` of a :class:`TrainOptions` group."""
+    return snn.TrainConfig(
+        epochs=train.epochs, batch_size=train.batch_size, lr=train.lr, verbose=verbose
+    )
+
+
+def train_embedding(
+    inputs: ModelInputs,
+    model: ModelOptions,
+    train: TrainOptions,
+    *,
+    generator: torch.Generator,
+    device: torch.device,
+    verbose: bool = False,
+) -> TrainedEmbedding:
+    """Pretrain a fresh autoencoder on ``inputs`` and encode every row.
+
+    The count models reconstruct ``inputs.counts``; the others the features. Call inside a
+    run context (:func:`run_context` or :func:`forked_rng`) with the seed set
+    (:func:`seed_torch`), for reproducibility.
+    """
+    x = snn.to_device_tensor(inputs.features, device)
+    targets = None
+    if model.kind in COUNT_MODELS:
+        if inputs.counts is None:
+            raise ValueError(
+                f"model {model.kind!r} reconstructs counts: ModelInputs.counts is None."
+            )
+        targets = snn.to_device_tensor(inputs.counts, device)
+    n_genes = x.shape[1] if targets is None else targets.shape[1]
+    module = build_model(model.kind, x.shape[1], n_genes, model.hidden, model.n_latent).to(device)
+    config = train_config(train, verbose=verbose)
+    losses = snn.pretrain(module, x, targets, config, generator, desc=f"pretrain {model.kind}")
+    latent = snn.encode(module, x).cpu().numpy()
+    return TrainedEmbedding(module, x, targets, latent, losses, device)

@@ -1,0 +1,222 @@
+"""The AnnData-free engine on plain arrays: inputs, SpatialDEC, options, run context, writer."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+import scdeepclust.nn as snn
+from scdeepclust import engine, pp
+from scdeepclust._uns import h5ad_writable
+from scdeepclust._utils import ScdeepclustInputError
+from scdeepclust.tl._record import ResultKeys, write_result
+
+TINY = {
+    "model": engine.ModelOptions(n_latent=4, hidden=(16,)),
+    "train": engine.TrainOptions(epochs=20),
+    "refine": engine.RefineOptions(epochs=5),
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Three well separated groups on a grid: features (n x 10), spatial graph, truth."""
+    rng = np.random.default_rng(0)
+    side = 15
+    xy = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2).astype(float)
+    truth = np.minimum((xy[:, 0] // 5).astype(int), 2)
+    centers = rng.normal(scale=4.0, size=(3, 10))
+    features = (centers[truth] + rng.normal(size=(len(truth), 10))).astype(np.float32)
+    return features, pp.knn_graph(xy, 4), truth
+
+
+def test_engine_never_imports_anndata():
+    import ast
+
+    for path in Path(engine.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n.split(".")[0] in ("anndata", "scanpy") for n in names), path.name
+            assert not any(n.startswith(("tl", "scdeepclust.tl")) for n in names), path.name
+
+
+def test_spatial_dec_fit_on_arrays(blobs):
+    features, graph, truth = blobs
+    est = engine.SpatialDEC(3, random_state=0, **TINY).fit(features, graph)
+    assert adjusted_rand_score(truth, est.labels_) > 0.9
+    assert est.proba_.shape == (len(truth), 3) and np.allclose(est.proba_.sum(1), 1, atol=1e-4)
+    assert est.latent_.shape == (len(truth), 4)
+    assert len(est.history_["pretrain_loss"]) > 0 and len(est.history_["kl_loss"]) > 0
+    assert est.n_clusters_ == 3 and est.n_clusters_source_ == "given"
+    assert est.collapse_events_ == [] and isinstance(est.converged_, bool)
+
+
+def test_one_pretrained_model_serves_several_k_and_orders(blobs, monkeypatch):
+    features, graph, _ = blobs
+    calls = []
+    real = snn.pretrain
+    monkeypatch.setattr(snn, "pretrain", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    est = engine.SpatialDEC(random_state=1, **TINY).pretrain(features, graph)
+    weights = {k: v.clone() for k, v in est.member_.trained.model.state_dict().items()}
+    first = {k: est.cluster(k) for k in (5, 3, 4)}
+    assert len(calls) == 1
+    assert all(first[k].proba.shape[1] == k for k in first)
+    # clustering leaves the pretrained member as it was, so the order does not matter
+    for key, value in est.member_.trained.model.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+    assert np.array_equal(est.cluster(3).labels, first[3].labels)
+    # and a fresh fit with k=3 gives the same labels as the reused model
+    fresh = engine.SpatialDEC(3, random_state=1, **TINY).fit(features, graph)
+    assert np.array_equal(fresh.labels_, first[3].labels)
+
+
+def test_choose_k_and_postprocess_are_pluggable(blobs):
+    features, graph, _ = blobs
+    seen = []
+
+    def choose(estimator):
+        seen.append(estimator.member_.latent.shape)
+        return 4
+
+    def smooth(result, inputs):
+        result.proba = engine.smooth_proba(result.proba, inputs.graph, 1)
+        result.labels = result.proba.argmax(axis=1)
+        return result
+
+    est = engine.SpatialDEC(choose_k=choose, postprocess=smooth, random_state=0, **TINY)
+    est.fit(features, graph)
+    assert seen == [(features.shape[0], 4)]
+    assert est.n_clusters_ == 4 and est.proba_.shape[1] == 4
+    assert np.array_equal(est.labels_, est.proba_.argmax(axis=1))
+    with pytest.raises(ScdeepclustInputError, match="no choose_k"):
+        engine.SpatialDEC(**TINY).fit(features, graph)
+
+
+def test_model_inputs_build_on_arrays():
+    rng = np.random.default_rng(0)
+    counts = sp.csr_matrix(rng.poisson(2.0, size=(120, 40)).astype(np.float32))
+    coords = rng.uniform(size=(120, 2))
+    opts = engine.FeatureOptions(n_top_genes=30, n_pcs=10, n_comps=6)
+    inputs = engine.ModelInputs.build(counts, pp.knn_graph(coords, 5), options=opts)
+    assert inputs.features.shape == (120, 6) and inputs.features.dtype == np.float32
+    assert np.isclose(inputs.features[:, 0].std(), 1.0, atol=1e-4)
+    assert inputs.counts is counts and inputs.graph.shape == (120, 120)
+    plain = engine.ModelInputs.build(counts, options=dataclasses.replace(opts, spatial=False))
+    assert plain.graph is None and plain.features.shape == (120, 6)
+    with pytest.raises(ValueError, match="need a graph"):
+        engine.ModelInputs.build(counts, options=opts)
+
+
+def test_options_are_validated_and_merged():
+    with pytest.raises(ScdeepclustInputError, match="unknown model 'gan'.*'ae', 'vae'"):
+        engine.ModelOptions(kind="gan")
+    with pytest.raises(ScdeepclustInputError, match="features option lam must be in"):
+        engine.FeatureOptions(lam=1.5)
+    with pytest.raises(ScdeepclustInputError, match="train option epochs must be an integer"):
+        engine.TrainOptions(epochs=0)
+    merged = engine.as_options({"n_latent": 8, "hidden": [32, 16]}, engine.ModelOptions())
+    assert merged == engine.ModelOptions(n_latent=8, hidden=(32, 16))
+    assert engine.as_options("zinb", engine.ModelOptions()).kind == "zinb"
+    with pytest.raises(ScdeepclustInputError, match="unknown train option.*'epoch'"):
+        engine.as_options({"epoch": 3}, engine.TrainOptions())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        engine.TrainOptions().epochs = 3  # type: ignore[misc]
+
+
+def test_resolve_options_maps_flat_keywords_with_a_future_warning():
+    with pytest.warns(FutureWarning, match="lam -> features="):
+        opts = engine.resolve_options(
+            "tl.x", {"lam": 0.5, "refine_epochs": 7}, features=None, refine={"tol": 0.1}
+        )
+    assert opts["features"].lam == 0.5 and opts["refine"] == engine.RefineOptions(epochs=7, tol=0.1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'gamma'"):
+        engine.resolve_options("tl.x", {"gamma": 1.0}, features=None)
+    with pytest.raises(ScdeepclustInputError, match="^tl.x: unknown init"):
+        engine.resolve_options("tl.x", {}, refine={"init": "spectral"})
+
+
+def test_run_context_restores_threads_and_rng_and_times():
+    torch.set_num_threads(2)
+    torch.manual_seed(5)
+    state = torch.random.get_rng_state()
+    with engine.run_context(3, "cpu", n_threads=1) as run:
+        assert torch.get_num_threads() == 1
+        from threadpoolctl import threadpool_info
+
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        a = torch.rand(3, generator=run.seed())
+        torch.rand(10)
+    assert torch.get_num_threads() == 2
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert run.device == torch.device("cpu") and run.seconds > 0
+    with engine.run_context(3, "cpu") as again:
+        assert torch.equal(torch.rand(3, generator=again.seed()), a)
+    torch.set_num_threads(1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU on this machine")
+def test_run_context_forks_the_cuda_rng():
+    torch.cuda.manual_seed_all(5)
+    state = torch.cuda.get_rng_state()
+    with engine.run_context(3, "cuda") as run:
+        run.seed()
+        torch.rand(10, device="cuda")
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+
+
+def test_transfer_ensemble_on_arrays(blobs):
+    features, graph, truth = blobs
+    model = engine.ClassifierOptions(hidden=(16,), n_models=2)
+    train = engine.TrainOptions(epochs=30, batch_size=64)
+    ens = engine.TransferEnsemble(model, train, smooth=1, device="cpu")
+    ens.fit(features[::2], truth[::2], 3)
+    proba, hidden = ens.predict(features, graph)
+    assert proba.shape == (len(truth), 3) and hidden.shape == (len(truth), 32)
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert (proba.argmax(axis=1) == truth).mean() > 0.9
+    assert len(ens.results_) == 2
+
+
+def test_writer_keys_and_h5ad_writable_record(tmp_path):
+    adata = anndata.AnnData(np.zeros((4, 2), dtype=np.float32))
+    keys = ResultKeys.clustering("dc")
+    assert [(a, k) for a, k, _ in keys.slots()] == [
+        ("obs", "dc"),
+        ("obsm", "X_dc"),
+        ("obsm", "dc_proba"),
+        ("uns", "dc"),
+    ]
+    assert ResultKeys.embedding("X_ae").uns == "ae"
+    assert ResultKeys.transfer("t").confidence == "t_confidence"
+    record = {
+        "options": engine.RefineOptions(),
+        "events": [{"stage": "refine", "reasons": ["a", "b"]}],
+        "hidden": (64, 32),
+        "mixed": [1, "a", None],
+        "path": Path("x"),
+        "scalar": np.float32(0.5),
+        "empty": [],
+    }
+    added = write_result(
+        adata, keys, record=record, func="t", labels=np.array([1, 1, 0, 2]), proba=np.eye(4)
+    )
+    assert "'dc', obs" in added and "'X_dc'" not in added  # no latent given: not written
+    assert list(adata.obs["dc"]) == ["0", "0", "1", "2"]  # renumbered by size
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = anndata.read_h5ad(tmp_path / "a.h5ad").uns["dc"]
+    assert back["events"]["0"]["stage"] == "refine" and list(back["hidden"]) == [64, 32]
+    assert back["options"]["init"] == "gmm"
+    assert h5ad_writable({1: (1, 2)}) == {"1": pytest.approx(np.array([1, 2]))}
