@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from collections.abc import Iterable
 
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+
+#: Largest coordinate magnitude accepted: squared distances between spots (and the float32
+#: distances stored in ``obsp``) stay finite, and plotting works, far beyond any real unit.
+MAX_ABS_COORDINATE = 1e15
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 #: Label strings that mean "not annotated", compared stripped and lower-cased.
 MISSING_LABELS = frozenset({"", "na", "nan", "n/a", "none"})
@@ -29,6 +46,22 @@ def is_missing_label(values) -> np.ndarray:
 
 class ScdeepclustInputError(ValueError):
     """Raised when an AnnData or a parameter given to a public function is not usable."""
+
+
+def not_regular_file(path: str | os.PathLike) -> str | None:
+    """None for a regular file (symbolic links followed), else what ``path`` is, in words.
+
+    Only ``stat`` is called: a FIFO or a device is never opened (opening a FIFO blocks).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "nothing (no such file)"
+    except OSError as err:
+        return f"a path that cannot be inspected ({err.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
 
 
 def check_adata(adata: object, *, func: str) -> AnnData:
@@ -57,11 +90,48 @@ def check_spatial(adata: AnnData, *, func: str, key: str = "spatial") -> np.ndar
         )
     if not np.isfinite(coords).all():
         raise ScdeepclustInputError(f"{func}: adata.obsm[{key!r}] contains NaN or inf.")
+    largest = float(np.abs(coords[:, :2]).max()) if coords.size else 0.0
+    if largest > MAX_ABS_COORDINATE:
+        raise ScdeepclustInputError(
+            f"{func}: adata.obsm[{key!r}] holds coordinates up to {largest:.3g} in magnitude; "
+            f"at most {MAX_ABS_COORDINATE:.0e} is accepted so that distances between spots "
+            "can be computed; rescale the coordinates (e.g. to micrometres)."
+        )
+    extra = coords[:, 2:]
+    if extra.size and np.ptp(extra, axis=0).max() > 0:
+        warnings.warn(
+            f"{func}: adata.obsm[{key!r}] has {coords.shape[1]} columns; only the first two "
+            f"(x, y) are used and the other {coords.shape[1] - 2} (e.g. z), which vary across "
+            "spots, are ignored.",
+            UserWarning,
+            stacklevel=3,
+        )
     return coords[:, :2]
 
 
+def is_backed_sparse(X: object) -> bool:
+    """Whether ``X`` is anndata's on-disk sparse matrix (``read_h5ad(..., backed="r")``).
+
+    A backed dense ``X`` is an :class:`h5py.Dataset`, which reads as an array and works.
+    """
+    if isinstance(X, np.ndarray | h5py.Dataset) or sp.issparse(X):
+        return False
+    return hasattr(X, "to_memory") and type(X).__module__.startswith("anndata")
+
+
+def check_in_memory(X, *, func: str, what: str = "adata.X") -> None:
+    """Raise a clear error for a backed sparse (on-disk) matrix, which the tools cannot use."""
+    if is_backed_sparse(X):
+        raise ScdeepclustInputError(
+            f"{func}: {what} is a sparse matrix backed on disk (the AnnData was read with "
+            "backed='r'); load it into memory first with adata = adata.to_memory()."
+        )
+
+
 def check_counts(X, *, func: str, what: str = "adata.X") -> None:
-    """Raise if the matrix holds NaN/inf or negative values."""
+    """Raise if the matrix is backed on disk or holds NaN/inf, negative values or values
+    beyond float32's range (the precision the package computes in)."""
+    check_in_memory(X, func=func, what=what)
     data = X.data if sp.issparse(X) else np.asarray(X)
     if data.size == 0:
         return
@@ -73,6 +143,12 @@ def check_counts(X, *, func: str, what: str = "adata.X") -> None:
         raise ScdeepclustInputError(
             f"{func}: {what} contains negative values (min {data.min():g}); "
             "expected non-negative counts."
+        )
+    if data.dtype.itemsize > 4 and data.dtype.kind == "f" and data.max() > _FLOAT32_MAX:
+        raise ScdeepclustInputError(
+            f"{func}: {what} holds values up to {data.max():.3g}, beyond float32's range "
+            f"(at most {_FLOAT32_MAX:.3g}), the precision the package computes in; these are "
+            "not counts: check the data or rescale it."
         )
 
 
@@ -92,13 +168,35 @@ def check_varies(X, *, func: str, what: str = "adata.X") -> None:
         )
 
 
-def batch_labels(adata: AnnData, batch_key: str | None, *, func: str) -> np.ndarray | None:
-    """Per-observation sample labels from ``obs[batch_key]`` (None when no key is given)."""
+def batch_labels(
+    adata: AnnData, batch_key: str | None, *, func: str, name: str = "batch_key"
+) -> np.ndarray | None:
+    """Per-observation sample labels from ``obs[batch_key]`` (None when no key is given).
+
+    ``name`` is the parameter's name in messages (``"library_key"`` for the graph). Raises
+    when the column is missing or some spots have no label (NaN or None): such spots would
+    silently get no neighbours and no per-sample scaling.
+    """
     if batch_key is None:
         return None
     if batch_key not in adata.obs:
-        raise KeyError(f"{func}: batch_key {batch_key!r} is not a column of adata.obs.")
-    return adata.obs[batch_key].to_numpy()
+        raise KeyError(f"{func}: {name} {batch_key!r} is not a column of adata.obs.")
+    return check_group_labels(
+        adata.obs[batch_key].to_numpy(), func=func, what=f"{name} {batch_key!r}"
+    )
+
+
+def check_group_labels(groups, *, func: str, what: str = "groups") -> np.ndarray:
+    """``groups`` (per-observation sample labels) as an array; raises when some are NaN or
+    None: such observations would silently get no neighbours and no per-sample scaling."""
+    groups = np.asarray(groups)
+    missing = int(pd.isna(groups).sum())
+    if missing:
+        raise ScdeepclustInputError(
+            f"{func}: {what}: {missing} of {len(groups)} spots have no value (NaN or None); "
+            "every spot needs a sample label: fill them in or drop those spots first."
+        )
+    return groups
 
 
 def check_n_clusters(

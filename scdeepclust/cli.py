@@ -7,8 +7,15 @@ that ``demo`` replaces the outputs of an earlier demo run in the same folder, so
 ``make demo`` can be re-run).
 
 Exit status: 0 on success, 2 for bad input (missing or malformed file, bad option, an
-output that already exists), 1 for an unexpected failure. Errors are one line,
-``scdeepclust: error: ...``; ``--debug`` adds the traceback.
+output that already exists), 1 for an unexpected failure, 130 when interrupted (Ctrl-C) and
+143 when terminated (SIGTERM). Errors are one line, ``scdeepclust: error: ...``;
+``--debug`` adds the traceback.
+
+The module imports only the standard library at start-up: the scientific libraries are
+imported inside :func:`main`, so that Ctrl-C at any moment exits with status 130 and no
+traceback. A command's outputs for one sample are written all or none, an input file is
+never overwritten (not even with ``--overwrite``), and the temporary files of an interrupted
+or terminated run are removed (stale ones of an earlier, killed run are swept at start).
 """
 
 from __future__ import annotations
@@ -16,16 +23,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["main", "METHODS"]
 
@@ -37,6 +49,9 @@ OBS_KEYS = {m: ("deep_cluster" if m == "deep" else m) for m in METHODS}
 DEMO_OUTPUTS = ("demo.h5ad", "demo.png", "demo_history.png", "demo_scores.csv")
 DEMO_STAMP = ".scdeepclust-demo"
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 128 + int(signal.SIGTERM)
+#: Largest seed numpy, scikit-learn and torch all accept.
+MAX_SEED = 2**32 - 1
 BENCH_COLUMNS = ["sample", "method", "seed", "ari", "nmi", "seconds"]
 
 # third-party chatter that says nothing about the user's data (shown with --debug)
@@ -53,6 +68,27 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_INPUT) -> None:
         super().__init__(message)
         self.code = code
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that ``finally`` blocks clean up."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` inside the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,14 +132,15 @@ def _warnings_as_lines(quiet: bool, debug: bool) -> Iterator[None]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _positive_int(minimum: int):
+def _positive_int(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
         return value
 
     parse.__name__ = "integer"
@@ -118,6 +155,8 @@ def _sample_name(path: Path) -> str:
 
 def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
     """Files from file and folder arguments (a folder gives its ``*.h5`` files, sorted)."""
+    from ._utils import not_regular_file
+
     files: list[Path] = []
     for item in inputs:
         path = Path(item).expanduser()
@@ -127,6 +166,9 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
                 raise CliError(f"no .h5 files in folder {path}")
             files.extend(found)
         elif path.exists():
+            kind = not_regular_file(path)
+            if kind is not None:  # reading a FIFO or a device would block or never end
+                raise CliError(f"{path} is {kind}, not a regular .h5 file")
             files.append(path)
         else:
             raise CliError(f"no such file: {path}")
@@ -143,20 +185,60 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
 
 
 def _out_dir(path: str) -> Path:
+    """The output folder, created when missing and checked to be writable (before any work)."""
+    from ._io_write import check_writable_folder
+
     out = Path(path).expanduser()
+    if out.is_symlink() and not out.exists():
+        raise CliError(
+            f"--out {out} is a symbolic link to {os.readlink(out)!r}, which does not exist; "
+            "create that folder or remove the link"
+        )
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create the --out folder {out}: {err.strerror}") from None
+    try:
+        check_writable_folder(out)
+    except PermissionError as err:
+        raise CliError(f"--out {out} is not writable ({err.strerror})") from None
     return out
 
 
-def _check_outputs(paths: Sequence[Path], overwrite: bool) -> None:
-    from ._io_write import check_can_write
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links too
+    except OSError:
+        return False
 
+
+def _check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse outputs that are inputs (always) or exist (unless ``overwrite``); sweep the
+    temporary files an earlier, killed run left for these outputs."""
+    from ._io_write import check_can_write, sweep_temp_files
+
+    for path in paths:
+        clash = next((f for f in inputs if _same_file(path, f)), None)
+        if clash is not None:
+            raise CliError(
+                f"the output {path} would replace the input file {clash}; choose another "
+                "--out folder (--overwrite never replaces an input)"
+            )
     try:
         check_can_write(paths, overwrite=overwrite)
     except FileExistsError as err:
+        target = Path(err.filename)
+        if target.is_symlink() and not target.exists():
+            raise CliError(
+                f"{target} is a dangling symbolic link (to {os.readlink(target)!r}); use "
+                "--overwrite to replace the link, or remove it"
+            ) from None
         raise CliError(f"{err.filename} already exists; use --overwrite to replace it") from None
+    sweep_temp_files(paths)
 
 
 def _n_truth_classes(adata) -> int | None:
@@ -237,9 +319,23 @@ def _report(err: BaseException, debug: bool, path: Path | None = None, what: str
 # ----------------------------------------------------------------------------- cluster
 
 
+def _render(fig) -> bytes:
+    """A figure as PNG bytes, rendered in memory; the figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    from ._io_write import figure_bytes
+
+    try:
+        return figure_bytes(fig, "png")
+    finally:
+        plt.close(fig)
+
+
 def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
+    import pandas as pd
+
     from . import metrics, pl
-    from ._io_write import save_figure_atomic, write_h5ad_atomic, write_text_atomic
+    from ._io_write import bytes_writer, h5ad_writer, write_all_atomic
     from .io import read_spca
 
     sample = _sample_name(path)
@@ -279,10 +375,13 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
         "version": __version__,
     }
 
-    h5ad = write_h5ad_atomic(adata, out / f"{sample}.h5ad", overwrite=args.overwrite)
+    # everything is rendered first and the files are written all or none
+    h5ad = out / f"{sample}.h5ad"
     keys = ["truth", key] if has_truth else [key]
-    fig = pl.spatial_compare(adata, keys)
-    save_figure_atomic(fig, out / f"{sample}.png", overwrite=args.overwrite)
+    writers = {
+        h5ad: h5ad_writer(adata),
+        out / f"{sample}.png": bytes_writer(_render(pl.spatial_compare(adata, keys))),
+    }
     summary = f"{sample}: {key}, {found} clusters, {seconds:.1f} s"
     if has_truth:
         res = metrics.score(adata, key)
@@ -294,17 +393,12 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
             "seconds": seconds,
             **res,
         }
-        write_text_atomic(
-            json.dumps(record, indent=2) + "\n",
-            out / f"{sample}_scores.json",
-            overwrite=args.overwrite,
-        )
-        write_text_atomic(
-            pd.DataFrame([record]).to_csv(index=False),
-            out / f"{sample}_scores.csv",
-            overwrite=args.overwrite,
+        writers[out / f"{sample}_scores.json"] = bytes_writer(json.dumps(record, indent=2) + "\n")
+        writers[out / f"{sample}_scores.csv"] = bytes_writer(
+            pd.DataFrame([record]).to_csv(index=False)
         )
         summary += f", ARI {res['ari']:.3f}, NMI {res['nmi']:.3f}"
+    write_all_atomic(writers, overwrite=args.overwrite)
     print(f"{summary} -> {h5ad}", flush=True)
 
 
@@ -316,7 +410,7 @@ def _cmd_cluster(args, log: _Log) -> int:
         for f in files
         for suffix in (".h5ad", ".png", "_scores.json", "_scores.csv")
     ]
-    _check_outputs(outputs, args.overwrite)
+    _check_outputs(outputs, args.overwrite, files)
     code = EXIT_OK
     for path in files:
         try:
@@ -330,8 +424,10 @@ def _cmd_cluster(args, log: _Log) -> int:
 
 
 def _cmd_bench(args, log: _Log) -> int:
+    import pandas as pd
+
     from . import metrics, pl
-    from ._io_write import save_figure_atomic, write_text_atomic
+    from ._io_write import bytes_writer, write_all_atomic
     from .io import read_spca
 
     files = _expand_inputs(args.inputs)
@@ -339,7 +435,7 @@ def _cmd_bench(args, log: _Log) -> int:
     methods = list(dict.fromkeys(args.methods))
     seeds = list(dict.fromkeys(args.seeds))
     paths = {ext: out / f"bench.{ext}" for ext in ("csv", "md", "png")}
-    _check_outputs(list(paths.values()), args.overwrite)
+    _check_outputs(list(paths.values()), args.overwrite, files)
 
     rows, code = [], EXIT_OK
     for path in files:
@@ -396,10 +492,13 @@ def _cmd_bench(args, log: _Log) -> int:
         "classes of each sample.\n\n## Mean over samples and seeds\n\n"
         f"{_markdown(summary)}\n\n## All runs\n\n{_markdown(table)}\n"
     )
-    write_text_atomic(table.to_csv(index=False), paths["csv"], overwrite=args.overwrite)
-    write_text_atomic(text, paths["md"], overwrite=args.overwrite)
     fig = pl.scores(table, title=f"scdeepclust bench ({n_samples} sample(s))")
-    save_figure_atomic(fig, paths["png"], overwrite=args.overwrite)
+    writers = {
+        paths["csv"]: bytes_writer(table.to_csv(index=False)),
+        paths["md"]: bytes_writer(text),
+        paths["png"]: bytes_writer(_render(fig)),
+    }
+    write_all_atomic(writers, overwrite=args.overwrite)
     print(_markdown(summary), flush=True)
     log(f"wrote {paths['csv']}, {paths['md']} and {paths['png']}")
     return code
@@ -409,8 +508,10 @@ def _cmd_bench(args, log: _Log) -> int:
 
 
 def _cmd_demo(args, log: _Log) -> int:
+    import pandas as pd
+
     from . import datasets, metrics, pl
-    from ._io_write import save_figure_atomic, write_h5ad_atomic, write_text_atomic
+    from ._io_write import bytes_writer, h5ad_writer, write_all_atomic, write_text_atomic
 
     out = _out_dir(args.out)
     stamp = out / DEMO_STAMP
@@ -435,13 +536,15 @@ def _cmd_demo(args, log: _Log) -> int:
         rows.append({"method": key, **metrics.score(adata, key), "seconds": seconds})
     table = pd.DataFrame(rows)
 
-    write_h5ad_atomic(adata, paths["demo.h5ad"], overwrite=overwrite)
-    fig = pl.spatial_compare(adata, ["truth", "deep_cluster", "pca_kmeans"])
-    save_figure_atomic(fig, paths["demo.png"], overwrite=overwrite)
-    save_figure_atomic(
-        pl.history(adata, "deep_cluster"), paths["demo_history.png"], overwrite=overwrite
-    )
-    write_text_atomic(table.to_csv(index=False), paths["demo_scores.csv"], overwrite=overwrite)
+    writers = {
+        paths["demo.h5ad"]: h5ad_writer(adata),
+        paths["demo.png"]: bytes_writer(
+            _render(pl.spatial_compare(adata, ["truth", "deep_cluster", "pca_kmeans"]))
+        ),
+        paths["demo_history.png"]: bytes_writer(_render(pl.history(adata, "deep_cluster"))),
+        paths["demo_scores.csv"]: bytes_writer(table.to_csv(index=False)),
+    }
+    write_all_atomic(writers, overwrite=overwrite)
     shown = table[["method", "ari", "nmi", "acc", "n_clusters", "seconds"]]
     print(_markdown(shown), flush=True)
     log(f"wrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - start:.1f} s")
@@ -554,7 +657,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="number of clusters (default: number of truth classes)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--seed",
+        type=_positive_int(0, MAX_SEED),
+        default=0,
+        help=f"random seed, 0 to {MAX_SEED} (default: %(default)s)",
+    )
     _common(p, out_default=None)
 
     p = sub.add_parser(
@@ -584,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds",
         nargs="+",
-        type=int,
+        type=_positive_int(0, MAX_SEED),
         default=[0],
         metavar="SEED",
         help="random seeds, one run each (default: 0)",
@@ -614,7 +722,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="number of spots (default: %(default)s)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--seed",
+        type=_positive_int(0, MAX_SEED),
+        default=0,
+        help=f"random seed, 0 to {MAX_SEED} (default: %(default)s)",
+    )
     _common(p, out_default="demo_output", threads_default=1)
     return parser
 
@@ -622,9 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {"cluster": _cmd_cluster, "bench": _cmd_bench, "demo": _cmd_demo}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``scdeepclust`` command line; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
@@ -632,17 +743,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(err, debug)
     except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
-    from .engine import limit_threads
-
     log = _Log(args.quiet)
-    with _warnings_as_lines(args.quiet, args.debug), limit_threads(args.threads):
+    with _warnings_as_lines(args.quiet, args.debug):
         try:
-            return _COMMANDS[args.command](args, log)
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=sys.stderr)
-            return 130
+            from .engine import limit_threads  # imports torch: errors are reported, not raised
+
+            with limit_threads(args.threads):
+                return _COMMANDS[args.command](args, log)
         except Exception as err:
             return _report(err, args.debug)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``scdeepclust`` command line; returns the exit status.
+
+    Ctrl-C at any point (the scientific libraries are imported in here) gives status 130,
+    SIGTERM status 143; either way the temporary files of the outputs being written are
+    removed.
+    """
+    try:
+        with _sigterm_raises():
+            return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
 
 
 if __name__ == "__main__":

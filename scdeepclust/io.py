@@ -8,6 +8,7 @@ labels ``Y`` (or region names ``Region``), spot coordinates ``pos`` / ``Pos`` an
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -22,12 +23,24 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ._utils import MISSING_LABELS
+from ._utils import MAX_ABS_COORDINATE, MISSING_LABELS, not_regular_file
 
-__all__ = ["SpcaFormatError", "read_spca", "read_spca_dir"]
+__all__ = ["MAX_BYTES", "SpcaFormatError", "read_spca", "read_spca_dir"]
 
 #: A matrix with more than this fraction of zeros is returned as a CSR sparse matrix.
 SPARSE_ZERO_FRACTION = 0.5
+
+#: Default limit on the declared size of any dataset :func:`read_spca` reads (1 GiB): a small
+#: crafted file can declare (and compress) a huge matrix. Raise it per call with
+#: ``read_spca(..., max_bytes=...)`` or for every call (the command line included) with the
+#: environment variable :data:`MAX_BYTES_ENV`.
+MAX_BYTES = 2**30
+#: Environment variable overriding :data:`MAX_BYTES`, in bytes (e.g. ``8e9``).
+MAX_BYTES_ENV = "SCDEEPCLUST_MAX_BYTES"
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# rows read at once when checking and narrowing X (bounded temporary memory)
+_BLOCK_BYTES = 64 * 2**20
 
 _COORD_KEYS = ("pos", "Pos")
 _GENE_KEYS = ("genes", "Genes")
@@ -58,12 +71,26 @@ class SpcaFormatError(ValueError):
 
 
 def _decode(values: np.ndarray) -> np.ndarray:
-    """Strings (object array) from an array of bytes, str or other scalars."""
+    """Strings (object array) from an array of bytes, str or other scalars.
+
+    Bytes are decoded as UTF-8 when every one of them is valid UTF-8, else all of them as
+    Latin-1. One encoding for the whole array keeps distinct byte strings distinct (Latin-1
+    maps every byte to its own character), where a per-value fallback or a replacement
+    character could make two different names equal.
+    """
     values = np.asarray(values)
-    if values.dtype.kind == "S":
-        return np.char.decode(values, "utf-8", errors="replace").astype(object)
-    out = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in values]
-    return np.array(out, dtype=object)
+    flat = values.ravel().tolist()
+    raw = [v for v in flat if isinstance(v, bytes)]
+    encoding = "utf-8"
+    try:
+        for v in raw:
+            v.decode("utf-8")
+    except UnicodeDecodeError:
+        encoding = "latin-1"
+    out = [v.decode(encoding) if isinstance(v, bytes) else v for v in flat]
+    decoded = np.empty(len(out), dtype=object)
+    decoded[:] = out
+    return decoded.reshape(values.shape)
 
 
 def _natural_key(label: str) -> list:
@@ -77,75 +104,210 @@ def _categorical(labels: list[str | None]) -> pd.Categorical:
     return pd.Categorical(labels, categories=cats)
 
 
-def _dataset(h5: h5py.File, path: Path, key: str) -> h5py.Dataset:
-    """``h5[key]`` if it is a dataset, else an error."""
-    try:
-        obj = h5[key]
-    except (KeyError, OSError, RuntimeError, ValueError) as err:  # a damaged object header
-        raise SpcaFormatError(path, key, "a readable HDF5 object", f"open error ({err})") from err
-    if not isinstance(obj, h5py.Dataset):
-        raise SpcaFormatError(path, key, "an HDF5 dataset", f"a {type(obj).__name__}")
-    return obj
+def _max_bytes(max_bytes: int | None) -> int:
+    """The size limit: ``max_bytes``, else :data:`MAX_BYTES_ENV`, else :data:`MAX_BYTES`."""
+    if max_bytes is None:
+        text = os.environ.get(MAX_BYTES_ENV, "").strip()
+        if not text:
+            return MAX_BYTES
+        try:
+            value = int(float(text))
+        except ValueError:
+            raise ValueError(
+                f"read_spca: the environment variable {MAX_BYTES_ENV}={text!r} is not a number "
+                "of bytes."
+            ) from None
+        source = f"{MAX_BYTES_ENV}={text!r}"
+    else:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int | np.integer | float):
+            raise TypeError(f"read_spca: max_bytes must be a number of bytes, got {max_bytes!r}.")
+        value, source = int(max_bytes), f"max_bytes={max_bytes!r}"
+    if value <= 0:
+        raise ValueError(f"read_spca: {source} must be a positive number of bytes.")
+    return value
 
 
-def _load(ds: h5py.Dataset, path: Path, key: str) -> np.ndarray:
-    """Read a dataset, turning HDF5 read failures (corrupt/truncated data) into format errors."""
-    try:
-        return ds[()]
-    except (OSError, RuntimeError) as err:
-        raise SpcaFormatError(path, key, "a readable dataset", f"read error ({err})") from err
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n_bytes < 1024 or unit == "TiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    raise AssertionError("unreachable")
 
 
-def _keys(h5: h5py.File) -> list[str]:
-    """The file's top-level keys, as strings, for error messages."""
-    return sorted(str(k) for k in h5.keys())
+def _link_kind(link: object) -> str:
+    return {h5py.SoftLink: "a soft link", h5py.ExternalLink: "an external link"}.get(
+        type(link), "a link"
+    )
 
 
-def _first_key(h5: h5py.File, keys: Sequence[str]) -> str | None:
-    return next((k for k in keys if k in h5), None)
+class _Source:
+    """One open spca file: safe lookups (no links out of the file) and size-checked reads."""
+
+    def __init__(self, h5: h5py.File, path: Path, max_bytes: int) -> None:
+        self.h5, self.path, self.max_bytes = h5, path, max_bytes
+
+    def error(self, key: str, expected: str, found: str) -> SpcaFormatError:
+        return SpcaFormatError(self.path, key, expected, found)
+
+    def keys(self) -> list[str]:
+        """The file's top-level keys, as strings, for error messages."""
+        return sorted(str(k) for k in self.h5.keys())
+
+    def has(self, key: str) -> bool:
+        """Whether a link named ``key`` exists (the link is not followed)."""
+        return self.h5.get(key, getlink=True) is not None
+
+    def first_key(self, keys: Sequence[str]) -> str | None:
+        return next((k for k in keys if self.has(k)), None)
+
+    def _resolve(self, key: str, target: str, depth: int = 0) -> h5py.HLObject:
+        """The object at ``target`` when every link on the way is a hard link inside the file
+        (or a soft link to one); external links are never followed, so never opened."""
+        if depth > 8:
+            raise self.error(key, "an object stored in this file", "a chain of soft links")
+        parts = [p for p in target.split("/") if p]  # targets are absolute (see below)
+        obj: h5py.HLObject = self.h5
+        for i, part in enumerate(parts):
+            if not isinstance(obj, h5py.Group):
+                raise self.error(key, "an HDF5 dataset", f"a path through a {type(obj).__name__}")
+            link = obj.get(part, getlink=True)
+            if link is None:
+                where = "" if target == key else f"a soft link to {target!r}, but "
+                raise self.error(key, "an HDF5 dataset", f"{where}no such object")
+            if isinstance(link, h5py.ExternalLink):
+                raise self.error(
+                    key,
+                    "a dataset stored in this file",
+                    f"an external link to {link.path!r} in the file {link.filename!r} (refused: "
+                    "reading it would open another file)",
+                )
+            if isinstance(link, h5py.SoftLink):
+                prefix = "/" + "/".join(parts[:i])
+                dest = link.path if link.path.startswith("/") else f"{prefix}/{link.path}"
+                obj = self._resolve(key, dest, depth + 1)
+            elif isinstance(link, h5py.HardLink):
+                obj = obj[part]
+            else:
+                raise self.error(key, "a dataset stored in this file", _link_kind(link))
+        return obj
+
+    def dataset(self, key: str) -> h5py.Dataset:
+        """``h5[key]`` if it is a dataset whose data is stored inside the file, else an error."""
+        try:
+            obj = self._resolve(key, key)
+        except SpcaFormatError:
+            raise
+        except (KeyError, OSError, RuntimeError, ValueError) as err:  # a damaged object header
+            raise self.error(key, "a readable HDF5 object", f"open error ({err})") from err
+        if not isinstance(obj, h5py.Dataset):
+            raise self.error(key, "an HDF5 dataset", f"a {type(obj).__name__}")
+        try:
+            virtual, external = obj.is_virtual, obj.external
+        except (OSError, RuntimeError, ValueError) as err:
+            raise self.error(key, "a readable HDF5 dataset", f"open error ({err})") from err
+        if virtual:
+            raise self.error(
+                key,
+                "a dataset stored in this file",
+                "a virtual dataset (refused: its data would be read from other files)",
+            )
+        if external:
+            files = sorted({str(name) for name, *_ in external})
+            raise self.error(
+                key,
+                "a dataset stored in this file",
+                f"a dataset whose data is external raw storage in {files} (refused: reading "
+                "it would read other files)",
+            )
+        return obj
+
+    def check_size(self, ds: h5py.Dataset, key: str) -> None:
+        """Refuse a dataset whose declared size exceeds the limit, before reading any of it."""
+        n_bytes = float(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
+        if n_bytes > self.max_bytes:
+            raise self.error(
+                key,
+                f"a dataset of at most {_size(self.max_bytes)} (the reader's size limit)",
+                f"shape {ds.shape} of {ds.dtype}, {_size(n_bytes)}; if the file is genuine, "
+                f"raise the limit with read_spca(..., max_bytes={int(n_bytes)}) or the "
+                f"environment variable {MAX_BYTES_ENV}={int(n_bytes)}",
+            )
+
+    def load(self, ds: h5py.Dataset, key: str, selection=()) -> np.ndarray:
+        """Read (part of) a dataset; HDF5 read failures (corrupt data) become format errors."""
+        try:
+            return ds[selection]
+        except (OSError, RuntimeError) as err:
+            raise self.error(key, "a readable dataset", f"read error ({err})") from err
+
+    def read(self, key: str) -> np.ndarray:
+        """The whole dataset ``key``, size-checked."""
+        ds = self.dataset(key)
+        self.check_size(ds, key)
+        return self.load(ds, key)
 
 
-def _read_matrix(h5: h5py.File, path: Path) -> np.ndarray | sp.csr_matrix:
-    """Validated counts as float32: CSR when more than half the entries are zero, else dense."""
-    if "X" not in h5:
-        raise SpcaFormatError(
-            path, "X", "a spots x genes counts matrix", f"no such key (keys: {_keys(h5)})"
-        )
-    ds = _dataset(h5, path, "X")
+def _read_matrix(src: _Source) -> np.ndarray | sp.csr_matrix:
+    """Validated counts as float32: CSR when more than half the entries are zero, else dense.
+
+    The values are checked in the stored precision before the cast to float32, block by
+    block, so that temporary memory stays small and values beyond float32's range are
+    reported as such rather than as the inf the cast would make of them.
+    """
+    if not src.has("X"):
+        raise src.error("X", "a spots x genes counts matrix", f"no such key (keys: {src.keys()})")
+    ds = src.dataset("X")
     if ds.ndim != 2:
-        raise SpcaFormatError(path, "X", "a 2-D spots x genes matrix", f"shape {ds.shape}")
+        raise src.error("X", "a 2-D spots x genes matrix", f"shape {ds.shape}")
     if ds.dtype.kind not in "biuf":
-        raise SpcaFormatError(path, "X", "numeric counts", f"dtype {ds.dtype}")
+        raise src.error("X", "numeric counts", f"dtype {ds.dtype}")
     if ds.shape[0] == 0 or ds.shape[1] == 0:
-        raise SpcaFormatError(
-            path, "X", "at least one spot and one gene", f"shape {ds.shape} (zero spots or genes)"
+        raise src.error(
+            "X", "at least one spot and one gene", f"shape {ds.shape} (zero spots or genes)"
         )
-    X = np.asarray(_load(ds.astype(np.float32) if ds.dtype.kind in "iuf" else ds, path, "X"))
-    X = X.astype(np.float32, copy=False)
-    finite = np.isfinite(X)
-    if not finite.all():
-        n_bad = int(X.size - np.count_nonzero(finite))
-        raise SpcaFormatError(path, "X", "finite counts", f"{n_bad} NaN or inf values")
-    if X.min() < 0:
-        raise SpcaFormatError(
-            path, "X", "non-negative counts", f"negative values (min {X.min():g})"
+    src.check_size(ds, "X")
+    n_obs, n_vars = ds.shape
+    X = np.empty((n_obs, n_vars), dtype=np.float32)
+    step = max(1, _BLOCK_BYTES // max(1, n_vars * ds.dtype.itemsize))
+    n_bad, lowest, highest = 0, np.inf, -np.inf
+    for start in range(0, n_obs, step):
+        block = np.asarray(src.load(ds, "X", np.s_[start : start + step]))
+        if block.dtype.kind == "f":
+            finite = np.isfinite(block)
+            n_bad += int(block.size - np.count_nonzero(finite))
+            if n_bad:
+                continue
+        if block.size:
+            lowest, highest = min(lowest, block.min()), max(highest, block.max())
+        if highest > _FLOAT32_MAX:
+            continue
+        X[start : start + step] = block
+    if n_bad:
+        raise src.error("X", "finite counts", f"{n_bad} NaN or inf values")
+    if lowest < 0:
+        raise src.error("X", "non-negative counts", f"negative values (min {lowest:g})")
+    if highest > _FLOAT32_MAX:
+        raise src.error(
+            "X",
+            f"counts within float32's range (at most {_FLOAT32_MAX:.3g}), the precision the "
+            "package computes in",
+            f"values up to {highest:.3g} in {ds.dtype}",
         )
     if 1.0 - np.count_nonzero(X) / X.size > SPARSE_ZERO_FRACTION:
         return sp.csr_matrix(X)
     return X
 
 
-def _read_names(h5: h5py.File, path: Path, keys: Sequence[str], n: int, what: str):
+def _read_names(src: _Source, keys: Sequence[str], n: int, what: str):
     """Decoded names from the first of ``keys`` present (key, names), or (None, None)."""
-    key = _first_key(h5, keys)
+    key = src.first_key(keys)
     if key is None:
         return None, None
-    names = _load(_dataset(h5, path, key), path, key)
-    if names.ndim != 1 or names.shape[0] != n:
-        raise SpcaFormatError(
-            path, key, f"{n} {what} names (one per {what})", f"shape {names.shape}"
-        )
-    return key, pd.Index(_decode(names).astype(str))
+    ds = src.dataset(key)
+    if ds.ndim != 1 or ds.shape[0] != n:
+        raise src.error(key, f"{n} {what} names (one per {what})", f"shape {ds.shape}")
+    return key, pd.Index(_decode(src.read(key)).astype(str))
 
 
 def _label_strings(values: np.ndarray) -> list[str | None]:
@@ -167,60 +329,71 @@ def _label_strings(values: np.ndarray) -> list[str | None]:
     return out
 
 
-def _read_labels(h5: h5py.File, path: Path, n: int) -> tuple[str | None, pd.Categorical | None]:
+def _read_labels(src: _Source, n: int) -> tuple[str | None, pd.Categorical | None]:
     """Truth labels: region names from ``Region`` when one per spot, else ``Y``; (key, labels)."""
     candidates = []
-    if "Region" in h5:
-        region = _dataset(h5, path, "Region")
-        if (region.ndim == 1 and region.shape[0] == n) or "Y" not in h5:
+    has_y = src.has("Y")
+    if src.has("Region"):
+        region = src.dataset("Region")
+        if (region.ndim == 1 and region.shape[0] == n) or not has_y:
             candidates.append("Region")
-    if "Y" in h5:
+    if has_y:
         candidates.append("Y")
     if not candidates:
         return None, None
     key = candidates[0]
-    values = _load(_dataset(h5, path, key), path, key)
-    if values.ndim == 2 and 1 in values.shape:
-        values = values.ravel()
-    if values.ndim != 1 or values.shape[0] != n:
-        raise SpcaFormatError(path, key, f"{n} labels (one per row of X)", f"shape {values.shape}")
+    ds = src.dataset(key)
+    if ds.size != n or not (ds.ndim == 1 or (ds.ndim == 2 and 1 in ds.shape)):
+        raise src.error(key, f"{n} labels (one per row of X)", f"shape {ds.shape}")
+    values = src.read(key).ravel()
     if values.dtype.kind not in "SUObiuf":
-        raise SpcaFormatError(path, key, "labels as strings or numbers", f"dtype {values.dtype}")
+        raise src.error(key, "labels as strings or numbers", f"dtype {values.dtype}")
     return key, _categorical(_label_strings(values))
 
 
-def _read_coordinates(h5: h5py.File, path: Path, n: int) -> tuple[str, np.ndarray]:
+def _read_coordinates(src: _Source, n: int) -> tuple[str, np.ndarray]:
     """The n x 2 float64 coordinates from ``pos`` or ``Pos`` (2 x n or n x 2); (key, coords)."""
-    key = _first_key(h5, _COORD_KEYS)
+    key = src.first_key(_COORD_KEYS)
     if key is None:
-        raise SpcaFormatError(
-            path,
+        raise src.error(
             "pos",
             "spot coordinates under 'pos' or 'Pos' (2 x n_spots or n_spots x 2)",
-            f"neither key (keys: {_keys(h5)})",
+            f"neither key (keys: {src.keys()})",
         )
-    ds = _dataset(h5, path, key)
+    ds = src.dataset(key)
     expected = f"a 2 x {n} or {n} x 2 array of x/y coordinates"
     if ds.ndim != 2:
-        raise SpcaFormatError(path, key, expected, f"a {ds.ndim}-D array of shape {ds.shape}")
+        raise src.error(key, expected, f"a {ds.ndim}-D array of shape {ds.shape}")
     if ds.dtype.kind not in "biuf":
-        raise SpcaFormatError(path, key, "numeric coordinates", f"dtype {ds.dtype}")
+        raise src.error(key, "numeric coordinates", f"dtype {ds.dtype}")
     if ds.shape == (2, 2):
-        raise SpcaFormatError(
-            path,
+        raise src.error(
             key,
             "coordinates whose orientation (2 x n_spots or n_spots x 2) can be told from the shape",
             "shape (2, 2): with 2 spots the orientation is ambiguous",
         )
-    coords = np.asarray(_load(ds, path, key), dtype=np.float64)
-    if coords.shape == (n, 2):
-        pass
-    elif coords.shape == (2, n):
+    if n in ds.shape and 2 not in ds.shape:
+        n_axes = ds.shape[1] if ds.shape[0] == n else ds.shape[0]
+        raise src.error(
+            key,
+            expected + " (2-D coordinates; the package does not use a third axis)",
+            f"shape {ds.shape}: {n_axes} coordinates per spot",
+        )
+    if ds.shape not in ((n, 2), (2, n)):
+        raise src.error(key, expected, f"shape {ds.shape}")
+    coords = np.asarray(src.read(key), dtype=np.float64)
+    if coords.shape == (2, n) and coords.shape != (n, 2):
         coords = np.ascontiguousarray(coords.T)
-    else:
-        raise SpcaFormatError(path, key, expected, f"shape {coords.shape}")
     if not np.isfinite(coords).all():
-        raise SpcaFormatError(path, key, "finite coordinates", "NaN or inf values")
+        raise src.error(key, "finite coordinates", "NaN or inf values")
+    largest = float(np.abs(coords).max())
+    if largest > MAX_ABS_COORDINATE:
+        raise src.error(
+            key,
+            f"coordinates of magnitude at most {MAX_ABS_COORDINATE:.0e} (distances between "
+            "spots must be computable)",
+            f"values up to {largest:.3g} in magnitude",
+        )
     return key, coords
 
 
@@ -251,10 +424,14 @@ def read_spca(
     *,
     sample: str | None = None,
     visium_array: bool | Literal["auto"] = "auto",
+    max_bytes: int | None = None,
 ) -> AnnData:
     """Read one spatial-transcriptomics sample stored in the spca HDF5 layout.
 
-    The file is only ever opened read-only.
+    The file is only ever opened read-only, and only its own contents are read: datasets
+    whose data lives in other files (HDF5 external raw storage, virtual datasets) and links
+    to other files are refused, as are files that are not regular files (FIFOs, devices).
+    Every dataset's declared size is checked against a limit before any of it is read.
 
     Parameters
     ----------
@@ -273,6 +450,11 @@ def read_spca(
         ``x = column * 50`` and ``y = row * 50 * sqrt(3)`` (spot pitch 100 um), and any other
         coordinates are kept as stored. ``True`` requires array indices and always converts;
         ``False`` always keeps the stored values.
+    max_bytes
+        Largest declared size, in bytes, of any dataset read (shape x item size as stored).
+        ``None`` uses the environment variable ``SCDEEPCLUST_MAX_BYTES`` when set, else
+        :data:`MAX_BYTES` (1 GiB). Reading ``X`` takes about this much memory again as
+        float32 at most.
 
     Returns
     -------
@@ -288,7 +470,8 @@ def read_spca(
           a trailing ``.0`` (``3.0`` -> ``"3"``). Absent when the file has no labels.
         - ``obsm["spatial"]``: n_spots x 2 float64 coordinates. Stored column order is kept,
           except after a Visium conversion, which gives (x, y) = (column, row) in micrometres.
-        - ``uns["spca"]``: ``path`` (absolute), ``sample``, ``coordinate_key``, ``label_key``
+        - ``uns["spca"]``: ``path`` (the file name only, so that results can be shared
+          without revealing the directory layout), ``sample``, ``coordinate_key``, ``label_key``
           (None without labels), ``gene_key`` and ``barcode_key`` (None when names were
           generated) and ``coordinates`` (``"visium_array_to_um"`` or ``"as_stored"``).
 
@@ -297,19 +480,26 @@ def read_spca(
     FileNotFoundError
         If ``path`` does not exist.
     SpcaFormatError
-        If the file is not a readable HDF5 file, or ``X`` or the coordinates are missing or
-        malformed (not 2-D, non-numeric, NaN/inf, negative counts, no spots or genes), lengths
-        disagree, or barcodes are duplicated. The message names the file and the key.
+        If the file is not a regular, readable HDF5 file, or ``X`` or the coordinates are
+        missing or malformed (not 2-D, non-numeric, NaN/inf, negative counts, counts beyond
+        float32's range, coordinates beyond :data:`~scdeepclust._utils.MAX_ABS_COORDINATE`,
+        no spots or genes), lengths disagree, barcodes are duplicated, a dataset is stored
+        outside the file (external storage, virtual dataset, external link) or is larger than
+        ``max_bytes``. The message names the file, the key and what was found.
     """
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise FileNotFoundError(f"read_spca: no such file: {path}")
     if path.is_dir():
         raise IsADirectoryError(f"read_spca: {path} is a directory; use read_spca_dir for it.")
+    kind = not_regular_file(path)
+    if kind is not None:  # a FIFO or a device would block or stream forever
+        raise SpcaFormatError(path, "/", "a regular HDF5 file", kind)
     if visium_array not in (True, False, "auto"):
         raise ValueError(
             f"read_spca: visium_array must be True, False or 'auto', got {visium_array!r}."
         )
+    limit = _max_bytes(max_bytes)
     sample = _default_sample(path) if sample is None else str(sample)
     try:
         h5 = h5py.File(path, "r")
@@ -317,17 +507,25 @@ def read_spca(
         raise SpcaFormatError(
             path, "/", "a readable HDF5 file", f"a file h5py cannot open ({err})"
         ) from err
+    src = _Source(h5, path, limit)
     try:
         with h5:
-            X = _read_matrix(h5, path)
+            X = _read_matrix(src)
             n_obs, n_vars = X.shape
-            label_key, labels = _read_labels(h5, path, n_obs)
-            coord_key, coords = _read_coordinates(h5, path, n_obs)
-            gene_key, genes = _read_names(h5, path, _GENE_KEYS, n_vars, "gene")
-            barcode_key, barcodes = _read_names(h5, path, _BARCODE_KEYS, n_obs, "spot")
+            label_key, labels = _read_labels(src, n_obs)
+            coord_key, coords = _read_coordinates(src, n_obs)
+            gene_key, genes = _read_names(src, _GENE_KEYS, n_vars, "gene")
+            barcode_key, barcodes = _read_names(src, _BARCODE_KEYS, n_obs, "spot")
     except SpcaFormatError:
         raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, MemoryError) as err:
+    except MemoryError as err:
+        raise SpcaFormatError(
+            path,
+            "/",
+            "a file that fits in memory",
+            f"not enough memory to read it ({err}); lower max_bytes to refuse such files early",
+        ) from err
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
         # a damaged file fails in h5py in many ways (links, headers, datatypes, sizes)
         raise SpcaFormatError(
             path, "/", "a readable HDF5 file", f"a damaged file ({type(err).__name__}: {err})"
@@ -375,7 +573,7 @@ def read_spca(
         adata.obs["truth"] = labels
     adata.obsm["spatial"] = coords
     adata.uns["spca"] = {
-        "path": str(path),
+        "path": path.name,
         "sample": sample,
         "coordinate_key": coord_key,
         "label_key": label_key,

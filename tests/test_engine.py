@@ -14,8 +14,9 @@ from sklearn.metrics import adjusted_rand_score
 
 import scdeepclust.nn as snn
 from scdeepclust import engine, pp
+from scdeepclust._uns import h5ad_writable
 from scdeepclust._utils import ScdeepclustInputError
-from scdeepclust.tl._record import ResultKeys, h5ad_writable, write_result
+from scdeepclust.tl._record import ResultKeys, write_result
 
 TINY = {
     "model": engine.ModelOptions(n_latent=4, hidden=(16,)),

@@ -13,6 +13,7 @@ from .._utils import (
     batch_labels,
     check_adata,
     check_counts,
+    check_group_labels,
     warn_if_overwriting,
 )
 from ._normalize import highly_variable, log_normalize, variance_genes
@@ -24,6 +25,8 @@ def standardize(X, batches: np.ndarray | None = None, clip: float = 10.0) -> np.
 
     Constant genes become 0. ``X`` (dense or sparse) is not modified.
     """
+    if batches is not None:
+        batches = check_group_labels(batches, func="pp.standardize", what="batches")
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     X = X.astype(np.float32, copy=True)
     groups = (

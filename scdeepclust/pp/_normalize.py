@@ -16,6 +16,7 @@ from .._utils import (
     batch_labels,
     check_adata,
     check_counts,
+    check_in_memory,
     warn_if_overwriting,
 )
 
@@ -34,9 +35,11 @@ def log_normalize(X, target_sum: float | None = None):
     -------
     A float32 matrix of the same sparsity as ``X``; all-zero rows stay zero.
     """
+    # check_counts refuses values beyond float32's range, so the cast below is safe
     check_counts(X, func="pp.log_normalize", what="X")
     X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
-    libsize = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    # library sizes in float64: a row of large float32 values can overflow a float32 sum
+    libsize = np.asarray(X.sum(axis=1, dtype=np.float64)).ravel()
     if target_sum is None:
         positive = libsize[libsize > 0]
         target_sum = float(np.median(positive)) if positive.size else 1.0
@@ -182,8 +185,10 @@ def minmax_scale(
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"{func}: layer {layer!r} not found; available: {list(adata.layers)}.")
     X = adata.X if layer is None else adata.layers[layer]
+    check_in_memory(X, func=func, what="adata.X" if layer is None else f"layers[{layer!r}]")
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
-    X = X.astype(np.float32)
+    # scale in float64 when given float64 (values beyond float32's range scale fine)
+    X = X.astype(np.float64 if X.dtype == np.float64 else np.float32)
     if not np.isfinite(X).all():
         raise ScdeepclustInputError(f"{func}: the matrix to scale contains NaN or inf.")
     lo, hi = X.min(axis=0), X.max(axis=0)

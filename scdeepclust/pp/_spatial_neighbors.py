@@ -8,7 +8,14 @@ import scipy.sparse as sp
 from anndata import AnnData
 from sklearn.neighbors import NearestNeighbors
 
-from .._utils import ScdeepclustInputError, check_adata, check_spatial, warn_if_overwriting
+from .._utils import (
+    ScdeepclustInputError,
+    batch_labels,
+    check_adata,
+    check_group_labels,
+    check_spatial,
+    warn_if_overwriting,
+)
 
 
 def knn_graph(
@@ -39,7 +46,7 @@ def knn_graph(
     if groups is None:
         return _knn_block(coords, n_neighs, radius)
     n = coords.shape[0]
-    labels = pd.Categorical(groups)
+    labels = pd.Categorical(check_group_labels(groups, func="pp.knn_graph"))
     rows, cols, vals = [], [], []
     for code in range(len(labels.categories)):
         members = np.flatnonzero(labels.codes == code)
@@ -101,7 +108,8 @@ def spatial_neighbors(
     spatial_key
         ``obsm`` key of the coordinates.
     library_key
-        ``obs`` column naming the sample of each spot; edges never cross samples.
+        ``obs`` column naming the sample of each spot; edges never cross samples. Every spot
+        needs a value (NaN or None is an error).
     key_added
         Prefix of the outputs: ``obsp[f"{key_added}_connectivities"]``,
         ``obsp[f"{key_added}_distances"]`` and ``uns[f"{key_added}_neighbors"]``.
@@ -121,11 +129,9 @@ def spatial_neighbors(
         )
     if radius is not None and not radius > 0:
         raise ScdeepclustInputError(f"{func}: radius must be positive, got {radius!r}.")
-    if library_key is not None and library_key not in adata.obs:
-        raise KeyError(f"{func}: library_key {library_key!r} is not a column of adata.obs.")
+    libraries = batch_labels(adata, library_key, func=func, name="library_key")
 
-    groups = None if library_key is None else adata.obs[library_key].to_numpy()
-    distances = knn_graph(coords, int(n_neighs), radius, groups=groups)
+    distances = knn_graph(coords, int(n_neighs), radius, groups=libraries)
 
     connectivities = distances.copy()
     connectivities.data = np.ones_like(connectivities.data)

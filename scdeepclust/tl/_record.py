@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 
+from .._uns import h5ad_writable
 from .._utils import as_categorical_labels, relabel_by_size, warn_if_overwriting
 from ..engine import options_record
 
@@ -58,31 +58,6 @@ class ResultKeys:
         attrs = {"labels": "obs", "confidence": "obs", "latent": "obsm", "proba": "obsm"}
         out = [(attrs[f], getattr(self, f), f) for f in attrs if getattr(self, f) is not None]
         return [*out, ("uns", self.uns, "record")]
-
-
-def h5ad_writable(obj: Any) -> Any:
-    """A copy of ``obj`` that ``anndata.write_h5ad`` can store in ``uns``.
-
-    Dataclasses become dicts, mapping keys strings, tuples and lists arrays (strings when
-    mixed), lists of dicts or lists dicts keyed ``"0"``, ``"1"``, ...; numpy scalars become
-    Python scalars and paths strings. Arrays, numbers, strings, bools and None are kept.
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = dataclasses.asdict(obj)
-    if isinstance(obj, Mapping):
-        return {str(k): h5ad_writable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        if any(isinstance(v, Mapping | list | tuple | np.ndarray) for v in obj):
-            return {str(i): h5ad_writable(v) for i, v in enumerate(obj)}
-        values = [h5ad_writable(v) for v in obj]
-        if any(isinstance(v, str) for v in values) or any(v is None for v in values):
-            return np.asarray([str(v) for v in values], dtype=object)
-        return np.asarray(values)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, PurePath):
-        return str(obj)
-    return obj
 
 
 def write_result(
