@@ -39,10 +39,10 @@ def test_flat_keywords_still_work_with_a_future_warning(fast):
     with pytest.warns(FutureWarning, match="refine_epochs -> refine=\\{'epochs'"):
         old = sdc.tl.deep_cluster(adata, 3, copy=True, verbose=False, **flat)
     assert np.array_equal(old.obs["deep_cluster"], grouped.obs["deep_cluster"])
-    assert (
-        old.uns["deep_cluster"]["params"]["refine"]
-        == grouped.uns["deep_cluster"]["params"]["refine"]
-    )
+    old_refine = old.uns["deep_cluster"]["params"]["refine"]
+    new_refine = grouped.uns["deep_cluster"]["params"]["refine"]
+    assert old_refine.keys() == new_refine.keys()
+    assert all(np.array_equal(old_refine[k], new_refine[k]) for k in old_refine)
     with pytest.raises(TypeError, match="unexpected keyword argument 'pca_fit'"):
         sdc.tl.deep_cluster(adata, 3, pca_fit="joint")
 
@@ -90,21 +90,66 @@ def test_same_seed_same_labels_and_rng_untouched(fast):
     assert np.array_equal(np.random.get_state()[1], before_np)  # noqa: NPY002
 
 
-def test_n_clusters_estimated_and_recorded(fast, monkeypatch):
-    from scdeepclust.tl._graph_clustering import LeidenK
+def test_n_clusters_estimated_by_stability_with_evidence(fast, monkeypatch):
+    from scdeepclust.engine import StabilityK
 
     seen = []
-    real = LeidenK.__call__
+    real = StabilityK.__call__
     monkeypatch.setattr(
-        LeidenK, "__call__", lambda self, est: seen.append(real(self, est)) or seen[-1]
+        StabilityK, "__call__", lambda self, est: seen.append(real(self, est)) or seen[-1]
     )
     adata = sdc.datasets.synthetic(n_obs=600, n_vars=80, n_domains=3, random_state=3)
-    sdc.tl.deep_cluster(adata, **fast.dc)
+    sdc.tl.deep_cluster(adata, **fast.merge(fast.dc, refine={"k_range": (2, 8)}))
     record = adata.uns["deep_cluster"]
     assert len(seen) == 1 and record["n_clusters"] == seen[0]  # the estimate is what is used
-    assert 3 <= record["n_clusters"] <= 6  # three clear domains: Leiden finds about three
-    assert record["n_clusters_source"] == "leiden on the latent (resolution 0.5)"
+    assert record["n_clusters"] == 3  # three clear domains
+    assert record["n_clusters_source"].startswith("stability across k")
+    evidence = record["n_clusters_evidence"]
+    assert sorted(int(k) for k in evidence) == list(range(3, 8))  # the ends are neighbours only
+    assert max(evidence, key=evidence.get) == "3"
     assert adata.obsm["deep_cluster_proba"].shape[1] == record["n_clusters"]
+
+
+def test_n_clusters_by_leiden_on_request(fast):
+    adata = sdc.datasets.synthetic(n_obs=600, n_vars=80, n_domains=3, random_state=3)
+    sdc.tl.deep_cluster(adata, **fast.merge(fast.dc, refine={"choose_k": "leiden"}))
+    record = adata.uns["deep_cluster"]
+    assert record["n_clusters_source"] == "leiden on the latent (resolution 0.5)"
+    assert 3 <= record["n_clusters"] <= 6  # three clear domains: Leiden finds about three
+    assert dict(record["n_clusters_evidence"]) == {}
+
+
+def test_k_at_the_edge_of_the_range_is_warned(fast):
+    adata = sdc.datasets.synthetic(n_obs=600, n_vars=80, n_domains=3, random_state=3)
+    with pytest.warns(UserWarning, match="at the edge of the range searched"):
+        sdc.tl.deep_cluster(adata, **fast.merge(fast.dc, refine={"k_range": (2, 4)}))
+
+
+def test_refinement_that_does_not_converge_is_warned_and_recorded(small_adata, fast):
+    with pytest.warns(UserWarning, match="refinement did not converge"):
+        sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, refine={"epochs": 2, "tol": 0.0}))
+    assert small_adata.uns["deep_cluster"]["converged"] is False
+
+
+def test_annealed_refinement_settles(small_adata, fast):
+    sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, refine={"anneal": True}))
+    record = small_adata.uns["deep_cluster"]
+    changes = record["history"]["label_change"]
+    assert len(changes) >= 1 and changes[-1] < 1e-3 and record["converged"] is True
+
+
+def test_ensemble_members_are_trained_and_combined(small_adata, fast, monkeypatch):
+    from scdeepclust import nn as snn
+
+    calls = []
+    real = snn.pretrain
+    monkeypatch.setattr(snn, "pretrain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, model={"n_members": 3}))
+    record = small_adata.uns["deep_cluster"]
+    assert len(calls) == 3  # one autoencoder per member
+    assert len(record["history"]["member_converged"]) == 3
+    assert small_adata.obsm["deep_cluster_proba"].shape == (small_adata.n_obs, 3)
+    assert np.allclose(small_adata.obsm["deep_cluster_proba"].sum(axis=1), 1.0, atol=1e-4)
 
 
 def test_non_spatial_mode_runs(small_adata, fast):

@@ -104,6 +104,7 @@ BASE = dict(
     tol=1e-3,
     gamma=1.0,
     smooth_q=True,
+    anneal=False,
     dec=True,
     members=1,
     consensus="coassoc",
@@ -233,6 +234,7 @@ def deep_member(F, graph, k, c, seed):
         max_epochs=c["refine_epochs"],
         tol=c["tol"],
         gamma=c["gamma"],
+        anneal=c["anneal"],
     )
     return res.labels.numpy(), res.q.numpy(), {"converged": res.converged, "epochs": len(res.kl)}
 

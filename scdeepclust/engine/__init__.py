@@ -12,6 +12,8 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 - :func:`run_context`: seed, device, threads and the clock of a run.
 """
 
+from ._choose_k import StabilityK
+from ._consensus import aligned_mean, match_clusters
 from ._context import RunContext, forked_rng, limit_threads, run_context, seed_torch
 from ._dec import (
     MAX_FIT_OBS,
@@ -47,6 +49,9 @@ from ._transfer import TransferEnsemble, slice_features
 __all__ = [
     "ModelInputs",
     "SpatialDEC",
+    "StabilityK",
+    "aligned_mean",
+    "match_clusters",
     "Member",
     "Clustering",
     "TransferEnsemble",

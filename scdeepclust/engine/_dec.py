@@ -28,6 +28,7 @@ from sklearn.mixture import GaussianMixture
 from .. import nn as snn
 from .._utils import ScdeepclustInputError
 from ..pp import row_normalized
+from ._consensus import aligned_mean
 from ._context import forked_rng, seed_torch
 from ._inputs import ModelInputs
 from ._options import ModelOptions, RefineOptions, TrainOptions
@@ -158,6 +159,35 @@ class Clustering:
     n_clusters_source: str = "given"
 
 
+#: Seed offset between the members of an ensemble.
+MEMBER_SEED_STEP = 1000
+
+
+def consensus_of(results: list[Clustering]) -> Clustering:
+    """One clustering from several members' clusterings of the same k.
+
+    The soft assignments are averaged after matching clusters (:func:`aligned_mean`) and
+    the labels are its argmax; the latent space and history are the first member's; the
+    ensemble has converged when every member has; collapse events keep their member.
+    """
+    proba = aligned_mean([r.proba for r in results])
+    events = [{**event, "member": i} for i, r in enumerate(results) for event in r.collapse_events]
+    first = results[0]
+    history = {
+        **first.history,
+        "member_converged": [bool(r.converged) for r in results],
+    }
+    return Clustering(
+        first.n_clusters,
+        proba.argmax(axis=1),
+        proba,
+        first.latent,
+        history,
+        all(r.converged for r in results),
+        events,
+    )
+
+
 def run_dec(trained, clustering, config, generator, *, smooth, refine: RefineOptions, gamma):
     """One DEC refinement run (a seam kept separate so tests can force a collapse)."""
     return snn.dec_refine(
@@ -171,6 +201,7 @@ def run_dec(trained, clustering, config, generator, *, smooth, refine: RefineOpt
         max_epochs=refine.epochs,
         tol=refine.tol,
         gamma=gamma,
+        anneal=refine.anneal,
     )
 
 
@@ -367,8 +398,17 @@ class SpatialDEC:
         else:
             graph = None if graph is None else sp.csr_matrix(graph, dtype=np.float32)
             self.inputs_ = ModelInputs(np.asarray(X, dtype=np.float32), graph, counts)
-        self.member_ = self.train_member(self.inputs_, self.random_state)
+        self.members_ = [
+            self.train_member(self.inputs_, self.member_seed(i))
+            for i in range(self.model.n_members)
+        ]
+        self.member_ = self.members_[0]
         return self
+
+    def member_seed(self, index: int, random_state: int | None = None) -> int:
+        """Seed of member ``index`` (``random_state`` + 1000 x ``index``)."""
+        base = self.random_state if random_state is None else random_state
+        return int(base) + MEMBER_SEED_STEP * index
 
     def cluster(self, n_clusters: int | None = None, random_state: int | None = None) -> Clustering:
         """Cluster the pretrained member into ``n_clusters`` (default: ``self.n_clusters``).
@@ -386,7 +426,13 @@ class SpatialDEC:
                     "SpatialDEC: n_clusters is None and no choose_k was given."
                 )
             n_clusters, source = int(self.choose_k(self)), str(self.choose_k)
-        result = self.cluster_member(self.member_, int(n_clusters), random_state)
+        results = [
+            self.cluster_member(
+                member, int(n_clusters), None if random_state is None else self.member_seed(i, random_state)
+            )
+            for i, member in enumerate(self.members_)
+        ]  # fmt: skip
+        result = results[0] if len(results) == 1 else consensus_of(results)
         result.n_clusters_source = source
         if self.postprocess is not None:
             result = self.postprocess(result, self.inputs_)

@@ -22,6 +22,7 @@ from .._utils import ScdeepclustInputError
 
 ModelKind = Literal["ae", "vae", "zinb", "nb"]
 InitKind = Literal["gmm", "kmeans"]
+KChoice = Literal["stability", "leiden"]
 PcaFit = Literal["reference", "joint"]
 GeneSelection = Literal["variance", "seurat"]
 
@@ -36,6 +37,10 @@ _CHECKS = {
     "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
     "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
+    "k_range": (
+        lambda v: len(v) == 2 and all(_is_int(k) for k in v) and 2 <= v[0] and v[1] - v[0] >= 2,
+        "two integers (smallest, largest) with 2 <= smallest <= largest - 2",
+    ),
 }
 
 
@@ -131,6 +136,9 @@ class ModelOptions(Options):
         Latent size.
     hidden
         Hidden layer sizes of the encoder (mirrored by the decoder).
+    n_members
+        Autoencoders trained with different seeds; each is clustered and their soft
+        assignments are averaged after matching clusters (a consensus).
     """
 
     group: typing.ClassVar[str] = "model"
@@ -138,6 +146,7 @@ class ModelOptions(Options):
     kind: ModelKind = _opt("ae", label="model")
     n_latent: int = _opt(16, "int>=1")
     hidden: tuple[int, ...] = _opt((128,), "layers")
+    n_members: int = _opt(1, "int>=1")
 
 
 @dataclass(frozen=True)
@@ -178,8 +187,17 @@ class RefineOptions(Options):
     smooth_assignments
         Average the soft assignment over spatial neighbours before forming the target
         (only with spatial features).
+    anneal
+        Lower the learning rate along a cosine to zero over ``epochs``, so the labels
+        settle (converge) instead of oscillating at domain borders.
+    choose_k
+        How ``n_clusters=None`` is estimated: ``"stability"`` (the k whose clusterings agree
+        best with those at k - 1 and k + 1, :class:`StabilityK`) or ``"leiden"`` (the number
+        of Leiden communities on the latent at ``leiden_resolution``).
+    k_range
+        Smallest and largest k tried by ``"stability"`` (the ends only serve as neighbours).
     leiden_resolution
-        Resolution of the Leiden clustering that estimates ``n_clusters`` when it is None.
+        Resolution of the Leiden clustering that estimates ``n_clusters`` with ``"leiden"``.
     """
 
     group: typing.ClassVar[str] = "refine"
@@ -189,6 +207,9 @@ class RefineOptions(Options):
     tol: float = _opt(1e-3, ">=0")
     gamma: float = _opt(1.0, ">=0")
     smooth_assignments: bool = True
+    anneal: bool = False
+    choose_k: KChoice = _opt("stability", label="choose_k")
+    k_range: tuple[int, int] = _opt((2, 16), "k_range")
     leiden_resolution: float = _opt(0.5, ">0")
 
 

@@ -212,26 +212,36 @@ def dec_refine(
     max_epochs: int = 50,
     tol: float = 0.001,
     gamma: float = 1.0,
+    anneal: bool = False,
 ) -> DecResult:
     """DEC refinement: minimise KL(P || Q) + ``gamma`` x reconstruction.
 
     Each epoch recomputes Q on all observations, optionally smooths it over space
     (``smooth``), derives the sharpened target P and the labels, and stops once the
     fraction of labels that changed since the previous epoch is below ``tol`` (DEC's
-    unsupervised rule). Never looks at any truth.
+    unsupervised rule). With ``anneal`` the learning rate follows a cosine from
+    ``config.lr`` towards zero over ``max_epochs``, so the labels settle by the last epoch
+    instead of oscillating at domain borders; the labels after the last epoch are then
+    checked against ``tol`` too. Never looks at any truth.
     """
     params = list(model.parameters()) + list(clustering.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr)
     kl_hist, recon_hist, change_hist = [], [], []
     previous = None
     converged = False
-    bar = tqdm(range(max_epochs), desc="refine", disable=not config.verbose, leave=False)
-    for _ in bar:
+
+    def assignments():
         with torch.no_grad():
             q_all = clustering(encode(model, inputs))
             q_used = smooth(q_all) if smooth is not None else q_all
-            p_all = target_distribution(q_used)
-            labels = q_used.argmax(dim=1)
+            return q_used, target_distribution(q_used), q_used.argmax(dim=1)
+
+    bar = tqdm(range(max_epochs), desc="refine", disable=not config.verbose, leave=False)
+    for epoch in bar:
+        q_used, p_all, labels = assignments()
+        if anneal:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max_epochs))
         if previous is not None:
             change = float((labels != previous).float().mean().item())
             change_hist.append(change)
@@ -256,4 +266,8 @@ def dec_refine(
         kl_hist.append(total_kl / max(count, 1))
         recon_hist.append(total_rec / max(count, 1))
         check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
+    if anneal and not converged and previous is not None:
+        q_used, _, labels = assignments()
+        change_hist.append(float((labels != previous).float().mean().item()))
+        converged = change_hist[-1] < tol
     return DecResult(q_used, labels, kl_hist, recon_hist, change_hist, converged)

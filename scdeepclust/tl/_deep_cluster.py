@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..engine import (
     ModelOptions,
     RefineOptions,
     SpatialDEC,
+    StabilityK,
     TrainOptions,
     resolve_options,
     run_context,
@@ -62,9 +64,9 @@ def deep_cluster(
         Annotated data with raw counts in ``X`` and coordinates in ``obsm["spatial"]``
         (the graph in ``obsp["spatial_connectivities"]`` is used when present).
     n_clusters
-        Number of domains; ``None`` estimates it by Leiden on the latent
-        (``refine.leiden_resolution``); a list of numbers runs a sweep on one pretrained
-        model, written under ``f"{key_added}_k{k}"`` for each ``k``.
+        Number of domains; ``None`` estimates it (``refine.choose_k``: by default the most
+        stable k in ``refine.k_range``, the evidence in ``uns[key_added]``); a list of
+        numbers runs a sweep on one pretrained model, written under ``f"{key_added}_k{k}"``.
     features
         :class:`~scdeepclust.engine.FeatureOptions` or a dict of them (merged over the
         defaults): ``spatial``, ``n_top_genes``, ``n_pcs``, ``n_comps``, ``lam``, ``hops``,
@@ -77,7 +79,8 @@ def deep_cluster(
         ``lr`` of pretraining (and refinement's batches and learning rate).
     refine
         :class:`~scdeepclust.engine.RefineOptions` or a dict: ``init``, ``epochs``, ``tol``,
-        ``gamma``, ``smooth_assignments``, ``leiden_resolution``.
+        ``gamma``, ``smooth_assignments``, ``anneal``, ``choose_k``, ``k_range``,
+        ``leiden_resolution``.
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
     key_added
@@ -105,7 +108,8 @@ def deep_cluster(
     - ``obsm[f"X_{key_added}"]``: the refined latent space;
     - ``obsm[f"{key_added}_proba"]``: the soft assignment (``n_obs x k``);
     - ``uns[key_added]``: ``params`` (the arguments and resolved option groups),
-      ``n_clusters``, ``n_clusters_source``, ``history`` (``pretrain_loss``, ``kl_loss``,
+      ``n_clusters``, ``n_clusters_source``, ``n_clusters_evidence`` (stability per k when
+      it was estimated), ``history`` (``pretrain_loss``, ``kl_loss``,
       ``recon_loss``, ``label_change``), ``converged``, ``collapse`` (``detected``,
       ``events``), ``graph``, ``random_state``, ``seconds`` and ``device``.
     """
@@ -127,12 +131,14 @@ def deep_cluster(
             model=opts["model"],
             train=opts["train"],
             refine=opts["refine"],
-            choose_k=LeidenK(opts["refine"].leiden_resolution),
+            choose_k=k_chooser(opts["refine"]),
             random_state=random_state,
             device=run.device,
             verbose=show_progress(verbose),
         ).pretrain(inputs)
         results = [estimator.cluster(k) for k in ks]
+    for result in results:
+        warn_if_off(result, estimator.choose_k, opts["refine"])
     adata = adata.copy() if copy else adata
     added = []
     for result in results:
@@ -143,6 +149,7 @@ def deep_cluster(
             run,
             n_clusters=result.n_clusters,
             n_clusters_source=result.n_clusters_source,
+            n_clusters_evidence=k_evidence(result, estimator.choose_k),
             history=result.history,
             converged=result.converged,
             collapse={"detected": bool(result.collapse_events), "events": result.collapse_events},
@@ -162,3 +169,37 @@ def deep_cluster(
         )
     logg.info("    finished", time=start, deep="\n".join(added))
     return adata if copy else None
+
+
+def k_chooser(refine: RefineOptions):
+    """The ``choose_k`` of :class:`~scdeepclust.engine.SpatialDEC` that ``refine`` names."""
+    if refine.choose_k == "leiden":
+        return LeidenK(refine.leiden_resolution)
+    return StabilityK(refine.k_range)
+
+
+def k_evidence(result, chooser) -> dict[str, float]:
+    """Stability per k when k was estimated by :class:`StabilityK` (else empty)."""
+    if result.n_clusters_source == "given" or not hasattr(chooser, "stability_"):
+        return {}
+    return {str(k): v for k, v in chooser.stability_.items()}
+
+
+def warn_if_off(result, chooser, refine: RefineOptions) -> None:
+    """Warn when refinement did not converge, or an estimated k is at the searched edge."""
+    changes = result.history.get("label_change") or []
+    if not result.converged and changes:
+        warnings.warn(
+            f"{_FUNC}: refinement did not converge: {changes[-1]:.2%} of labels still changed "
+            f"in the last of {len(changes)} epochs (tol {refine.tol:.2%}); the labels depend on "
+            "the epoch cap. Raise refine={'epochs': ...} or use refine={'anneal': True}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    if result.n_clusters_source != "given" and getattr(chooser, "at_edge_", False):
+        warnings.warn(
+            f"{_FUNC}: the estimated number of domains ({result.n_clusters}) is at the edge of "
+            f"the range searched {tuple(refine.k_range)}; widen refine={{'k_range': ...}}.",
+            UserWarning,
+            stacklevel=3,
+        )

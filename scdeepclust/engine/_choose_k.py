@@ -1,0 +1,85 @@
+"""Choosing the number of domains without labels: stability across k (after CellCharter)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import fowlkes_mallows_score
+from sklearn.mixture import GaussianMixture
+
+from ._dec import fit_subsample
+
+
+class StabilityK:
+    """``choose_k`` of :class:`~scdeepclust.engine.SpatialDEC`: the most stable k.
+
+    For every k in ``k_range`` a tied-covariance Gaussian mixture is fitted ``repeats``
+    times, each on a random 80% of the observations with its own seed, and applied to all.
+    The stability of k is the mean Fowlkes-Mallows similarity between the clusterings at k
+    and those at k - 1 and k + 1 (CellCharter's criterion, Varrone et al. 2024): a real
+    number of domains is one whose neighbours only split or merge a domain. The first and
+    last k of the range only serve as neighbours. No label is read.
+
+    Parameters
+    ----------
+    k_range
+        Smallest and largest k tried (inclusive); candidates are the inner values.
+    repeats
+        Clusterings per k.
+    use
+        ``"features"`` (the model inputs: cheap, independent of training) or ``"latent"``
+        (the pretrained latent space).
+
+    Attributes
+    ----------
+    stability_
+        ``{k: stability}`` of the last call (the evidence recorded by the tools).
+    at_edge_
+        Whether the chosen k is the smallest or largest candidate (k may lie outside).
+    """
+
+    def __init__(self, k_range: tuple[int, int] = (2, 16), repeats: int = 5, use: str = "features"):
+        if k_range[0] < 2 or k_range[1] - k_range[0] < 2:
+            raise ValueError(
+                f"StabilityK: k_range must span at least 3 values >= 2, got {k_range}."
+            )
+        self.k_range, self.repeats, self.use = tuple(k_range), int(repeats), use
+
+    def __call__(self, estimator) -> int:
+        data = estimator.inputs_.features if self.use == "features" else estimator.member_.latent
+        seed = estimator.random_state
+        data = data[fit_subsample(data.shape[0], seed)]
+        ks = list(range(self.k_range[0], self.k_range[1] + 1))
+        labels = {k: self._clusterings(data, k, seed) for k in ks}
+        self.stability_ = {
+            k: float(
+                np.mean(
+                    [
+                        fowlkes_mallows_score(a, b)
+                        for j in (k - 1, k + 1)
+                        for a in labels[k]
+                        for b in labels[j]
+                    ]
+                )
+            )
+            for k in ks[1:-1]
+        }
+        best = max(self.stability_, key=self.stability_.get)
+        self.at_edge_ = best in (ks[1], ks[-2])
+        return int(best)
+
+    def _clusterings(self, data: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+        out = []
+        for r in range(self.repeats):
+            rng = np.random.default_rng(seed + r)
+            rows = rng.choice(data.shape[0], max(k + 1, int(0.8 * data.shape[0])), replace=False)
+            mixture = GaussianMixture(
+                k, covariance_type="tied", n_init=1, random_state=seed + r, reg_covar=1e-4
+            ).fit(data[rows])
+            out.append(mixture.predict(data))
+        return out
+
+    def __str__(self) -> str:
+        return (
+            f"stability across k (CellCharter's criterion, {self.repeats} repeats of a tied "
+            f"GMM on the {self.use}, k {self.k_range[0]}..{self.k_range[1]})"
+        )
