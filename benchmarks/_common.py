@@ -17,15 +17,41 @@ DATA = SHARED / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+#: Tissue family of each shared section (defaults are chosen leaving one family out).
+FAMILIES = {
+    "DLPFC": ["151507", "151508", "151669", "151673", "151674"],
+    "osmFISH": ["osmFISH"],
+    "BaristaSeq": ["baristaseq_slice1"],
+    "STARmap": ["starmap_mpfc_BZ5"],
+    "HER2ST": ["her2st_A1", "her2st_B1", "her2st_C1", "her2st_D1"],
+}
+
+
+def family_of(sample: str) -> str:
+    """The tissue family of a shared section (``"other"`` for unknown names)."""
+    return next((f for f, members in FAMILIES.items() if sample in members), "other")
+
+
 def sample_files() -> dict[str, Path]:
-    """The shared real samples, by short name (``151507``..., ``osmFISH``)."""
+    """The shared real samples, by short name (``151507``..., ``osmFISH``, ``her2st_A1``...)."""
     files = {p.stem.removeprefix("sample_"): p for p in sorted((DATA / "dlpfc").glob("*.h5"))}
     osmfish = DATA / "osmfish" / "osmFISH_cortex.h5"
     if osmfish.exists():
         files["osmFISH"] = osmfish
+    for folder in ("baristaseq", "starmap_mpfc", "her2st"):
+        files.update({p.stem: p for p in sorted((DATA / folder).glob("*.h5ad"))})
     if not files:
         raise SystemExit(f"no samples found under {DATA}")
     return files
+
+
+def read_sample(path: Path):
+    """An AnnData with counts in X, ``obs["truth"]`` and ``obsm["spatial"]``."""
+    import anndata as ad
+
+    import scdeepclust as sdc
+
+    return ad.read_h5ad(path) if path.suffix == ".h5ad" else sdc.read_spca(path)
 
 
 def _child(queue, func, args):

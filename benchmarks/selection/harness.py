@@ -105,6 +105,7 @@ BASE = dict(
     gamma=1.0,
     smooth_q=True,
     anneal=False,
+    init="latent",  # initial clusters: GMM on the "latent" or on the input "features"
     dec=True,
     members=1,
     consensus="coassoc",
@@ -209,7 +210,7 @@ def deep_member(F, graph, k, c, seed):
     cfg = snn.TrainConfig(epochs=c["epochs"], verbose=False)
     snn.pretrain(model, inputs, None, cfg, gen)
     Z = snn.encode(model, inputs).numpy()
-    labels, proba = gmm_labels(Z, k, seed, c["n_init"])
+    labels, proba = gmm_labels(F if c["init"] == "features" else Z, k, seed, c["n_init"])
     if not c["dec"]:
         return labels, proba, {}
     cent = np.stack(

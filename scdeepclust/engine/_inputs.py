@@ -88,7 +88,9 @@ class ModelInputs:
         )
         if graph is not None:
             graph = sp.csr_matrix(graph, dtype=np.float32)
-            features = spatial_embedding(pcs, graph, lam=options.lam, hops=options.hops)
+            features = spatial_embedding(
+                pcs, graph, lam=options.lam, hops=options.hops, hop_weighting=options.hop_weighting
+            )
         else:
             features = pcs
         pca = pca_model(features.shape, options.n_comps, random_state=random_state)

@@ -25,6 +25,7 @@ InitKind = Literal["gmm", "kmeans"]
 KChoice = Literal["stability", "leiden"]
 PcaFit = Literal["reference", "joint"]
 GeneSelection = Literal["variance", "seurat"]
+HopWeighting = Literal["equal", "linear"]
 
 # constraint name -> (test, phrase for the error)
 _CHECKS = {
@@ -106,6 +107,9 @@ class FeatureOptions(Options):
         Weight of the neighbourhood (0 = expression only, 1 = neighbourhood only).
     hops
         Neighbourhood averages (1 = direct neighbours, 2 adds theirs).
+    hop_weighting
+        Shares of ``lam`` across hops: ``"equal"``, or ``"linear"`` (hop ``h`` weighs in
+        proportion to ``h``, so the wider neighbourhood dominates).
     n_neighs
         Size of the spatial graph when it is built (not read from ``obsp``).
     """
@@ -120,6 +124,7 @@ class FeatureOptions(Options):
     n_comps: int = _opt(50, "int>=1")
     lam: float = _opt(0.8, "[0,1]")
     hops: int = _opt(2, "int>=0")
+    hop_weighting: HopWeighting = _opt("equal", label="hop_weighting")
     n_neighs: int = _opt(6, "int>=1")
 
 

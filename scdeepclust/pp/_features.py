@@ -140,21 +140,48 @@ def neighbor_average(features: np.ndarray, graph: sp.spmatrix, *, hops: int = 1)
 
 
 def spatial_embedding(
-    own: np.ndarray, graph: sp.spmatrix, *, lam: float = 0.8, hops: int = 2
+    own: np.ndarray,
+    graph: sp.spmatrix,
+    *,
+    lam: float = 0.8,
+    hops: int = 2,
+    hop_weighting: str = "equal",
 ) -> np.ndarray:
-    """BANKSY-style features: own features and their neighbourhood average, weighted by ``lam``.
+    """BANKSY-style features: own features and their neighbourhood averages, weighted by ``lam``.
 
-    Returns ``[sqrt(1 - lam) * own, sqrt(lam) * avg_1, ..., sqrt(lam) * avg_hops]`` where
-    ``avg_h`` is the ``h``-hop neighbourhood average (each hop sharing ``lam`` equally).
+    Returns ``[sqrt(1 - lam) * own, sqrt(lam * w_1) * avg_1, ..., sqrt(lam * w_hops) *
+    avg_hops]`` where ``avg_h`` is the ``h``-hop neighbourhood average and the hop shares
+    ``w_h`` sum to one: equal (``"equal"``) or growing with the hop (``"linear"``,
+    ``w_h`` proportional to ``h``, which widens the neighbourhood that dominates).
+
+    Parameters
+    ----------
+    own
+        ``n_obs x d`` features.
+    graph
+        Spatial graph (its row-normalised form with self-loops averages).
+    lam
+        Total weight of the neighbourhood, in [0, 1].
+    hops
+        Number of neighbourhood averages.
+    hop_weighting
+        ``"equal"`` or ``"linear"`` shares of ``lam`` across hops.
     """
     if not 0.0 <= lam <= 1.0:
         raise ScdeepclustInputError(f"spatial_embedding: lam must be in [0, 1], got {lam!r}.")
     _check_hops(hops, "spatial_embedding")
+    if hop_weighting not in ("equal", "linear"):
+        raise ScdeepclustInputError(
+            f"spatial_embedding: unknown hop_weighting {hop_weighting!r}; valid choices are "
+            "'equal' and 'linear'."
+        )
+    shares = np.ones(hops) if hop_weighting == "equal" else np.arange(1, hops + 1, dtype=float)
+    shares = shares / shares.sum() if hops else shares
     parts = [np.sqrt(1.0 - lam) * own]
     smoothed = own
-    for _ in range(hops):
+    for share in shares:
         smoothed = neighbor_average(smoothed, graph, hops=1)
-        parts.append(np.sqrt(lam / hops) * smoothed)
+        parts.append(np.sqrt(lam * share) * smoothed)
     return np.hstack(parts).astype(np.float32)
 
 

@@ -21,15 +21,17 @@ from ._record import ResultKeys, params_of, write_result
 _FUNC = "tl.spatial_gmm"
 
 #: The floor's recipe: 2000 genes of highest log-variance, counts scaled to 1e4, 50 PCs,
-#: [sqrt(0.2) PCs, sqrt(0.4) 1-hop mean, sqrt(0.4) 2-hop mean] on a 6-NN graph, PCA 20.
+#: [sqrt(0.1) PCs, sqrt(0.3) 1-hop mean, sqrt(0.6) 2-hop mean] on a 6-NN graph, PCA 20
+#: (neighbourhood weight and hop shares chosen leave-one-dataset-out: selection.md).
 FLOOR_FEATURES = FeatureOptions(
     n_top_genes=2000,
     gene_selection="variance",
     target_sum=1e4,
     n_pcs=50,
     n_comps=20,
-    lam=0.8,
+    lam=0.9,
     hops=2,
+    hop_weighting="linear",
     n_neighs=6,
 )
 
