@@ -102,7 +102,12 @@ class FeatureOptions(Options):
     hops
         Neighbourhood averages (1 = direct neighbours, 2 adds theirs).
     n_neighs
-        Size of the spatial graph when it is built (not read from ``obsp``).
+        Size of the spatial graph when it is built (ignored when a graph is read from
+        ``obsp``).
+    use_highly_variable
+        Genes of the user's ``var["highly_variable"]``: ``None`` uses them when the column
+        exists (``n_top_genes`` and ``gene_selection`` are then not used), ``True``
+        requires the column, ``False`` ignores it.
     """
 
     group: typing.ClassVar[str] = "features"
@@ -116,6 +121,7 @@ class FeatureOptions(Options):
     lam: float = _opt(0.8, "[0,1]")
     hops: int = _opt(2, "int>=0")
     n_neighs: int = _opt(6, "int>=1")
+    use_highly_variable: bool | None = None
 
 
 @dataclass(frozen=True)
