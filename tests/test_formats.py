@@ -11,20 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import scdeepclust as sdc
-from scdeepclust import cli
 from scdeepclust._formats import InputFormatError, input_format, read_spaceranger
-
-
-@pytest.fixture
-def run(capsys):
-    """``main(argv)`` -> (exit code, stdout, stderr)."""
-
-    def _run(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
 
 
 def write_10x_h5(path: Path, counts: sp.spmatrix, barcodes, genes) -> Path:

@@ -64,13 +64,9 @@ def ae_embed(
         ``lr``); training stops early on a loss plateau.
     batch_key
         ``obs`` column of samples: per-sample scaling and graphs within samples.
-    layer
-        Layer holding the raw counts (e.g. ``"counts"``); ``None`` reads ``X``.
-    connectivities_key
-        ``obsp`` key of the spatial graph, reused when present (squidpy's
-        ``"spatial_connectivities"`` by default; ``features.n_neighs`` is then ignored, a
-        directed graph is symmetrised, a graph linking ``batch_key`` samples is refused);
-        when absent (or ``None``) a graph is built and not stored.
+    layer, connectivities_key
+        Layer of raw counts (``None``: ``X``) and ``obsp`` key of the spatial graph, as in
+        :func:`scdeepclust.tl.deep_cluster`.
     key_added
         ``obsm`` key for the latent; the record goes to ``uns[key_added.removeprefix("X_")]``.
     random_state
@@ -100,15 +96,7 @@ def ae_embed(
     opts = resolve_options(_FUNC, legacy, features=features, model=model, train=train)
     start = logg.info(f"computing {opts['model'].kind} embedding")
     with run_context(random_state, device, n_threads) as run:
-        inputs, inputs_record = model_inputs(
-            adata,
-            opts["features"],
-            batch_key=batch_key,
-            random_state=random_state,
-            func=_FUNC,
-            layer=layer,
-            connectivities_key=connectivities_key,
-        )
+        inputs, inputs_record = model_inputs(adata, opts["features"], arguments, func=_FUNC)
         trained = train_embedding(
             inputs,
             opts["model"],

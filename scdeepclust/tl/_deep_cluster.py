@@ -130,15 +130,7 @@ def deep_cluster(
     )
     start = logg.info(f"computing deep clusters ({opts['model'].kind}, k={n_clusters})")
     with run_context(random_state, device, n_threads) as run:
-        inputs, inputs_record = model_inputs(
-            adata,
-            opts["features"],
-            batch_key=batch_key,
-            random_state=random_state,
-            func=_FUNC,
-            layer=layer,
-            connectivities_key=connectivities_key,
-        )
+        inputs, inputs_record = model_inputs(adata, opts["features"], arguments, func=_FUNC)
         estimator = SpatialDEC(
             model=opts["model"],
             train=opts["train"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from anndata import AnnData
@@ -18,16 +19,12 @@ from ..pp._spatial_neighbors import CONNECTIVITIES_KEY, spatial_graph
 
 
 def model_inputs(
-    adata: AnnData,
-    features: FeatureOptions,
-    *,
-    batch_key: str | None,
-    random_state: int,
-    func: str,
-    layer: str | None = None,
-    connectivities_key: str | None = CONNECTIVITIES_KEY,
+    adata: AnnData, features: FeatureOptions, arguments: Mapping[str, Any], *, func: str
 ) -> tuple[ModelInputs, dict[str, Any]]:
     """Validate the counts (and coordinates) of ``adata`` and build the model inputs.
+
+    ``arguments`` are the tool's (``locals()`` at entry): ``batch_key``, ``random_state``,
+    ``layer`` and ``connectivities_key`` are read from them.
 
     The counts are ``X`` or ``layers[layer]``; the genes are the user's
     ``var["highly_variable"]`` unless ``features.use_highly_variable`` is False; the
@@ -39,7 +36,9 @@ def model_inputs(
     The inputs, and the record entries of the run: ``genes`` (which genes) and ``graph`` (built or reused, from which key, with which parameters;
     None without spatial features).
     """
-    counts = counts_of(adata, layer, func=func)
+    batch_key, random_state = arguments["batch_key"], arguments["random_state"]
+    connectivities_key = arguments.get("connectivities_key", CONNECTIVITIES_KEY)
+    counts = counts_of(adata, arguments.get("layer"), func=func)
     batches = batch_labels(adata, batch_key, func=func)
     genes = highly_variable_genes_of(adata, features.use_highly_variable, func=func)
     graph, graph_record = None, None

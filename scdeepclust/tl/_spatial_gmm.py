@@ -60,13 +60,9 @@ def spatial_gmm(
         :data:`FLOOR_FEATURES` (the floor's recipe).
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
-    layer
-        Layer holding the raw counts (e.g. ``"counts"``); ``None`` reads ``X``.
-    connectivities_key
-        ``obsp`` key of the spatial graph, reused when present (squidpy's
-        ``"spatial_connectivities"`` by default; ``features.n_neighs`` is then ignored, a
-        directed graph is symmetrised, a graph linking ``batch_key`` samples is refused);
-        when absent (or ``None``) a graph is built and not stored.
+    layer, connectivities_key
+        Layer of raw counts (``None``: ``X``) and ``obsp`` key of the spatial graph, as in
+        :func:`scdeepclust.tl.deep_cluster`.
     key_added
         ``obs[key_added]`` labels, ``obsm[f"X_{key_added}"]`` the features clustered,
         ``obsm[f"{key_added}_proba"]`` the mixture's posterior, ``uns[key_added]`` record.
@@ -85,15 +81,7 @@ def spatial_gmm(
     opts = as_options(features, FLOOR_FEATURES)
     start = logg.info(f"computing {_FUNC} (k={n_clusters})")
     with run_context(random_state, "cpu", None) as run:
-        inputs, inputs_record = model_inputs(
-            adata,
-            opts,
-            batch_key=batch_key,
-            random_state=random_state,
-            func=_FUNC,
-            layer=layer,
-            connectivities_key=connectivities_key,
-        )
+        inputs, inputs_record = model_inputs(adata, opts, arguments, func=_FUNC)
         mixture = fit_mixture(inputs.features, n_clusters, init="gmm", random_state=random_state)
         labels, proba = mixture.predict(inputs.features), mixture.predict_proba(inputs.features)
     adata = adata.copy() if copy else adata
