@@ -441,7 +441,7 @@ def _cli(capsys, argv):
     ("case", "match"),
     [
         ("missing file", "no such file"),
-        ("not hdf5", "a readable HDF5 file"),
+        ("not hdf5", "is not an HDF5 file; expected an .h5ad file"),
         ("no coordinates", "'pos'"),
         ("nan counts", "finite counts"),
         ("bad method", r"invalid choice: 'bogus'.*'deep'.*'kmeans'"),
