@@ -152,6 +152,134 @@ def check_counts(X, *, func: str, what: str = "adata.X") -> None:
         )
 
 
+#: Values sampled when checking whether a matrix holds raw counts (bounded time on any size).
+_COUNTS_SAMPLE = 200_000
+
+
+def matrix_of(adata: AnnData, layer: str | None, *, func: str) -> tuple[object, str]:
+    """``adata.X`` (``layer=None``) or ``adata.layers[layer]``, and its name for messages.
+
+    Raises a KeyError naming the missing layer and the available ones.
+    """
+    if layer is None:
+        return adata.X, "adata.X"
+    if not isinstance(layer, str):
+        raise TypeError(f"{func}: layer must be a layer name or None, got {layer!r}.")
+    if layer not in adata.layers:
+        available = ", ".join(map(repr, adata.layers)) or "none"
+        raise KeyError(
+            f"{func}: layer {layer!r} not found in adata.layers (available layers: "
+            f"{available}); layer=None reads adata.X."
+        )
+    return adata.layers[layer], f"adata.layers[{layer!r}]"
+
+
+def counts_of(adata: AnnData, layer: str | None = None, *, func: str):
+    """The raw counts a tool reads: ``adata.X`` or ``adata.layers[layer]``, validated.
+
+    The matrix must be in memory, numeric, finite and non-negative
+    (:func:`check_counts`); a matrix that does not look like raw counts (non-integer
+    values, e.g. log-normalised data) gives one warning naming it (:func:`warn_if_not_counts`),
+    never an error. The matrix is returned as stored (not copied).
+    """
+    X, what = matrix_of(adata, layer, func=func)
+    if X is None:
+        raise ScdeepclustInputError(
+            f"{func}: {what} is None; put the counts in X or pass layer= naming the layer "
+            "that holds them."
+        )
+    check_counts(X, func=func, what=what)
+    warn_if_not_counts(X, func=func, what=what, layers=list(adata.layers))
+    return X
+
+
+def warn_if_not_counts(X, *, func: str, what: str = "adata.X", layers=()) -> bool:
+    """Warn once when ``X`` does not look like raw counts; returns whether it warned.
+
+    Counts are integers. A matrix with non-integer values (on a sample of at most
+    200,000 stored values) gets a UserWarning naming it; when most values are non-integer
+    and the largest is small (< 20), the warning says it looks log-normalised. The tools
+    normalise the counts themselves, so normalised input would be normalised twice.
+    """
+    data = X.data if sp.issparse(X) else np.asarray(X).ravel()
+    if data.size == 0 or data.dtype.kind in "biu":
+        return False
+    if data.size > _COUNTS_SAMPLE:
+        data = data[np.random.default_rng(0).choice(data.size, _COUNTS_SAMPLE, replace=False)]
+    data = data[data != 0]
+    if data.size == 0:
+        return False
+    fraction = float(np.mean(data != np.round(data)))
+    if fraction == 0.0:
+        return False
+    largest = float(data.max())
+    looks = (
+        "looks log-normalised"
+        if fraction > 0.5 and largest < 20
+        else "does not look like raw counts"
+    )
+    hint = (
+        f"pass layer= naming the layer of raw counts (layers: {', '.join(map(repr, layers))})"
+        if layers
+        else "put the raw counts in X or in a layer and pass layer="
+    )
+    warnings.warn(
+        f"{func}: {what} {looks} ({fraction:.0%} of the non-zero values are not integers, "
+        f"max {largest:.3g}); the tools expect raw counts and normalise them themselves. "
+        f"If these are not counts, {hint}.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+def highly_variable_genes_of(
+    adata: AnnData, use_highly_variable: bool | None, *, func: str
+) -> np.ndarray | None:
+    """The user's gene selection ``var["highly_variable"]`` as a boolean mask, or None.
+
+    ``use_highly_variable``: ``None`` uses the column when present, ``True`` requires it,
+    ``False`` ignores it (the tool then selects genes itself).
+    """
+    if use_highly_variable not in (None, True, False):
+        raise TypeError(
+            f"{func}: use_highly_variable must be None, True or False, got {use_highly_variable!r}."
+        )
+    if use_highly_variable is False:
+        return None
+    if "highly_variable" not in adata.var:
+        if use_highly_variable:
+            raise KeyError(
+                f"{func}: use_highly_variable=True but adata.var has no 'highly_variable' "
+                "column; flag genes first (sc.pp.highly_variable_genes or sdc.pp.normalize)."
+            )
+        return None
+    column = adata.var["highly_variable"]
+    if not pd.api.types.is_bool_dtype(column.dtype) or column.isna().any():
+        raise ScdeepclustInputError(
+            f"{func}: adata.var['highly_variable'] must be boolean without missing values, "
+            f"got dtype {column.dtype}."
+        )
+    mask = column.to_numpy(dtype=bool)
+    if mask.sum() < 2:
+        raise ScdeepclustInputError(
+            f"{func}: adata.var['highly_variable'] flags {int(mask.sum())} gene(s); at least 2 "
+            "are needed (pass use_highly_variable=False to let the tool select genes)."
+        )
+    return mask
+
+
+def genes_record(adata: AnnData, mask: np.ndarray | None) -> dict:
+    """The ``genes`` entry of a tool's record: which genes the tool read."""
+    if mask is None:
+        return {"source": "selected by the tool", "n_genes": None, "names": None}
+    return {
+        "source": "var['highly_variable']",
+        "n_genes": int(mask.sum()),
+        "names": np.asarray(adata.var_names[mask], dtype=object).astype(str),
+    }
+
+
 def check_varies(X, *, func: str, what: str = "adata.X") -> None:
     """Raise when no variable varies across observations (all-zero or constant matrix)."""
     if sp.issparse(X):

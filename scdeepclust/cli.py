@@ -1,4 +1,7 @@
-"""The ``scdeepclust`` command: cluster spca samples, benchmark methods, run the demo.
+"""The ``scdeepclust`` command: cluster samples, benchmark methods, run the demo.
+
+Inputs are ``.h5ad`` files, 10x Visium Space Ranger output folders and spca ``.h5`` files,
+told apart by their content (:mod:`scdeepclust._formats`).
 
 ``scdeepclust cluster``, ``scdeepclust bench`` and ``scdeepclust demo``; see
 ``scdeepclust --help``. Results go to stdout, progress and warnings to stderr. Every output
@@ -148,27 +151,39 @@ def _positive_int(minimum: int, maximum: int | None = None):
 
 
 def _sample_name(path: Path) -> str:
-    """The sample name of a file: its stem without a leading ``sample_`` (as read_spca)."""
+    """The sample name of an input: a file's stem without a leading ``sample_`` (as
+    read_spca), a Space Ranger folder's name (its parent's for ``outs``)."""
+    if path.is_dir():
+        return path.parent.name if path.name == "outs" else path.name
     stem = path.stem
     return stem[len("sample_") :] if stem.startswith("sample_") and len(stem) > 7 else stem
 
 
 def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files from file and folder arguments (a folder gives its ``*.h5`` files, sorted)."""
+    """Inputs from file and folder arguments: a Space Ranger output folder stands for
+    itself, any other folder for its ``*.h5`` and ``*.h5ad`` files (sorted)."""
+    from ._formats import MATRIX_H5, spaceranger_root
     from ._utils import not_regular_file
 
     files: list[Path] = []
     for item in inputs:
         path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.glob("*.h5") if p.is_file())
+        if path.is_dir() and spaceranger_root(path) is not None:
+            files.append(path)
+        elif path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.suffix in (".h5", ".h5ad") and p.is_file()
+            )
             if not found:
-                raise CliError(f"no .h5 files in folder {path}")
+                raise CliError(
+                    f"no .h5 or .h5ad files in folder {path}, and it is no Space Ranger output "
+                    f"(no {MATRIX_H5})"
+                )
             files.extend(found)
         elif path.exists():
             kind = not_regular_file(path)
             if kind is not None:  # reading a FIFO or a device would block or never end
-                raise CliError(f"{path} is {kind}, not a regular .h5 file")
+                raise CliError(f"{path} is {kind}, not a regular .h5 or .h5ad file")
             files.append(path)
         else:
             raise CliError(f"no such file: {path}")
@@ -241,10 +256,31 @@ def _check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path
     sweep_temp_files(paths)
 
 
-def _n_truth_classes(adata) -> int | None:
-    if "truth" not in adata.obs:
+def _truth_key(adata, args) -> str | None:
+    """The ``obs`` column of truth labels: ``--truth-key``, else ``truth`` when present."""
+    key = getattr(args, "truth_key", None)
+    if key is not None:
+        return key
+    return "truth" if "truth" in adata.obs else None
+
+
+def _n_truth_classes(adata, truth_key: str | None = "truth") -> int | None:
+    if truth_key is None or truth_key not in adata.obs:
         return None
-    return int(adata.obs["truth"].dropna().nunique())
+    return int(adata.obs[truth_key].dropna().nunique())
+
+
+def _read(path: Path, args, sample: str):
+    """Read one input (spca .h5, .h5ad or Space Ranger folder, told by content)."""
+    from ._formats import read_input
+
+    adata, _ = read_input(
+        path,
+        sample=sample,
+        layer=getattr(args, "layer", None),
+        truth_key=getattr(args, "truth_key", None),
+    )
+    return adata
 
 
 def _drop_results(adata, key: str) -> None:
@@ -258,7 +294,14 @@ def _drop_results(adata, key: str) -> None:
 
 
 def _run_method(
-    adata, method: str, n_clusters: int | None, *, seed: int, device: str, verbose: bool
+    adata,
+    method: str,
+    n_clusters: int | None,
+    *,
+    seed: int,
+    device: str,
+    verbose: bool,
+    layer: str | None = None,
 ) -> float:
     """Run one method, writing ``obs[OBS_KEYS[method]]``; returns the wall time in seconds."""
     from . import tl
@@ -266,9 +309,11 @@ def _run_method(
     _drop_results(adata, OBS_KEYS[method])
     start = time.perf_counter()
     if method == "deep":
-        tl.deep_cluster(adata, n_clusters, random_state=seed, device=device, verbose=verbose)
+        tl.deep_cluster(
+            adata, n_clusters, random_state=seed, device=device, verbose=verbose, layer=layer
+        )
     else:
-        getattr(tl, method)(adata, n_clusters, random_state=seed)
+        getattr(tl, method)(adata, n_clusters, random_state=seed, layer=layer)
     return time.perf_counter() - start
 
 
@@ -336,13 +381,13 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
 
     from . import metrics, pl
     from ._io_write import bytes_writer, h5ad_writer, write_all_atomic
-    from .io import read_spca
 
     sample = _sample_name(path)
     key = OBS_KEYS[args.method]
     log(f"{sample}: reading {path}")
-    adata = read_spca(path, sample=sample)
-    n_truth = _n_truth_classes(adata)
+    adata = _read(path, args, sample)
+    truth_key = _truth_key(adata, args)
+    n_truth = _n_truth_classes(adata, truth_key)
     if args.n_clusters is not None:
         k, source = args.n_clusters, "--n-clusters"
     elif n_truth is not None and n_truth >= 2:
@@ -350,7 +395,11 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
     elif args.method == "deep":
         k, source = None, "estimated"
     else:
-        why = "has no truth labels" if n_truth is None else f"has {n_truth} truth class"
+        why = (
+            "has no truth labels (obs 'truth' or --truth-key)"
+            if n_truth is None
+            else f"has {n_truth} truth class"
+        )
         raise CliError(
             f"--method {args.method} needs --n-clusters: {path} {why} to take the number of "
             "clusters from (only --method deep estimates it)"
@@ -360,7 +409,13 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
         f"with {k if k is not None else 'an estimated number of'} clusters ({source})"
     )
     seconds = _run_method(
-        adata, args.method, k, seed=args.seed, device=args.device, verbose=log.bars
+        adata,
+        args.method,
+        k,
+        seed=args.seed,
+        device=args.device,
+        verbose=log.bars,
+        layer=args.layer,
     )
     found = int(adata.obs[key].nunique())
     has_truth = bool(n_truth)
@@ -368,6 +423,8 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
         "command": "cluster",
         "method": args.method,
         "obs_key": key,
+        "truth_key": truth_key,
+        "layer": args.layer,
         "n_clusters": None if k is None else int(k),
         "n_clusters_source": source,
         "seed": args.seed,
@@ -377,14 +434,17 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
 
     # everything is rendered first and the files are written all or none
     h5ad = out / f"{sample}.h5ad"
-    keys = ["truth", key] if has_truth else [key]
+    keys = [truth_key, key] if has_truth else [key]
     writers = {
         h5ad: h5ad_writer(adata),
         out / f"{sample}.png": bytes_writer(_render(pl.spatial_compare(adata, keys))),
     }
+    if args.export_csv:  # Loupe Browser's custom-category import: barcode,domain
+        table = pd.DataFrame({"barcode": adata.obs_names, "domain": adata.obs[key].astype(str)})
+        writers[out / f"{sample}_domains.csv"] = bytes_writer(table.to_csv(index=False))
     summary = f"{sample}: {key}, {found} clusters, {seconds:.1f} s"
     if has_truth:
-        res = metrics.score(adata, key)
+        res = metrics.score(adata, key, truth_key=truth_key)
         record = {
             "sample": sample,
             "method": args.method,
@@ -405,11 +465,9 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
 def _cmd_cluster(args, log: _Log) -> int:
     files = _expand_inputs(args.files)
     out = _out_dir(args.out)
-    outputs = [
-        out / f"{_sample_name(f)}{suffix}"
-        for f in files
-        for suffix in (".h5ad", ".png", "_scores.json", "_scores.csv")
-    ]
+    suffixes = (".h5ad", ".png", "_scores.json", "_scores.csv")
+    suffixes += ("_domains.csv",) if args.export_csv else ()
+    outputs = [out / f"{_sample_name(f)}{suffix}" for f in files for suffix in suffixes]
     _check_outputs(outputs, args.overwrite, files)
     code = EXIT_OK
     for path in files:
@@ -428,7 +486,6 @@ def _cmd_bench(args, log: _Log) -> int:
 
     from . import metrics, pl
     from ._io_write import bytes_writer, write_all_atomic
-    from .io import read_spca
 
     files = _expand_inputs(args.inputs)
     out = _out_dir(args.out)
@@ -441,11 +498,12 @@ def _cmd_bench(args, log: _Log) -> int:
     for path in files:
         sample = _sample_name(path)
         try:
-            adata = read_spca(path, sample=sample)
+            adata = _read(path, args, sample)
         except Exception as err:
             code = max(code, _report(err, args.debug, path))
             continue
-        k = _n_truth_classes(adata)
+        truth_key = _truth_key(adata, args)
+        k = _n_truth_classes(adata, truth_key)
         if not k or k < 2:
             log(f"{sample}: skipped (no truth labels with at least 2 classes)")
             continue
@@ -454,9 +512,15 @@ def _cmd_bench(args, log: _Log) -> int:
                 log(f"{sample}: {method}, seed {seed}, {k} clusters")
                 try:
                     seconds = _run_method(
-                        adata, method, k, seed=seed, device=args.device, verbose=False
+                        adata,
+                        method,
+                        k,
+                        seed=seed,
+                        device=args.device,
+                        verbose=False,
+                        layer=args.layer,
                     )
-                    res = metrics.score(adata, OBS_KEYS[method])
+                    res = metrics.score(adata, OBS_KEYS[method], truth_key=truth_key)
                 except Exception as err:
                     code = max(code, _report(err, args.debug, path, method))
                     continue
@@ -471,7 +535,10 @@ def _cmd_bench(args, log: _Log) -> int:
                     }
                 )
     if not rows:
-        raise CliError("nothing to benchmark: no input file has truth labels (obs 'truth')")
+        raise CliError(
+            "nothing to benchmark: no input has truth labels (obs 'truth', or the column "
+            "named by --truth-key)"
+        )
 
     table = pd.DataFrame(rows, columns=BENCH_COLUMNS)
     summary = (
@@ -605,6 +672,20 @@ def _common(
     parser.add_argument("--debug", action="store_true", help="show tracebacks and all warnings")
 
 
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layer",
+        metavar="NAME",
+        help=".h5ad inputs: the layer holding the raw counts (default: X)",
+    )
+    parser.add_argument(
+        "--truth-key",
+        metavar="COLUMN",
+        help=".h5ad inputs: the obs column of truth labels, for the number of clusters and the "
+        "scores (default: 'truth' when present)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``scdeepclust`` command."""
     fmt = argparse.RawDescriptionHelpFormatter
@@ -622,26 +703,36 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster",
         help="cluster samples with one method",
         formatter_class=fmt,
-        description="Cluster each spca .h5 sample (read with scdeepclust.read_spca) into "
-        "tissue domains and write, per sample:\n"
+        description="Cluster each sample into tissue domains. Inputs, told apart by content: "
+        ".h5ad files (counts in X or --layer, coordinates in obsm['spatial'], truth in "
+        "obs['truth'] or --truth-key), 10x Visium Space Ranger output folders "
+        "(filtered_feature_bc_matrix.h5 + spatial/tissue_positions*.csv; in-tissue spots) and "
+        "spca .h5 files (scdeepclust.read_spca). Writes, per sample:\n"
         "  <sample>.h5ad              the data with labels in obs['<method>'] (deep: "
         "obs['deep_cluster'])\n"
         "  <sample>.png               spatial map: truth vs prediction (prediction alone "
         "without truth)\n"
         "  <sample>_scores.json/.csv  ARI, NMI, accuracy, ... against the truth (files with "
         "truth only)\n"
-        "The sample name is the file name without '.h5' and a leading 'sample_'.\n"
+        "  <sample>_domains.csv       with --export-csv: barcode,domain (a Loupe Browser "
+        "custom category)\n"
+        "The sample name is the file name without its extension and a leading 'sample_' (a "
+        "Space Ranger folder's name; its parent's for 'outs').\n"
         "The number of clusters: --n-clusters, else the number of truth classes of the file; "
         "without truth, --method deep estimates it and the others need --n-clusters.\n"
         "A file that fails is reported and the others are still processed.",
-        epilog="example:\n  scdeepclust cluster data/sample_151673.h5 --out results "
-        "--method deep --seed 0\n\n" + _EPILOG,
+        epilog="examples:\n  scdeepclust cluster data/sample_151673.h5 --out results "
+        "--method deep --seed 0\n"
+        "  scdeepclust cluster spaceranger/151673/outs --out results --export-csv\n"
+        "  scdeepclust cluster tissue.h5ad --layer counts --truth-key domain --out results\n\n"
+        + _EPILOG,
     )
     p.add_argument(
         "files",
         nargs="+",
-        metavar="FILE",
-        help="spca .h5 files (a folder stands for its *.h5 files)",
+        metavar="INPUT",
+        help=".h5ad or spca .h5 files, Space Ranger output folders (any other folder stands "
+        "for its *.h5 and *.h5ad files)",
     )
     p.add_argument(
         "--method",
@@ -657,6 +748,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="number of clusters (default: number of truth classes)",
     )
+    _input_options(p)
+    p.add_argument(
+        "--export-csv",
+        action="store_true",
+        help="also write <sample>_domains.csv, 'barcode,domain', importable into Loupe "
+        "Browser as a custom category",
+    )
     p.add_argument(
         "--seed",
         type=_positive_int(0, MAX_SEED),
@@ -670,7 +768,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmark methods on samples with truth",
         formatter_class=fmt,
         description="Run every method with every seed on every sample that has truth labels "
-        "(others are skipped), with as many clusters as truth classes, and write:\n"
+        "(others are skipped), with as many clusters as truth classes. Inputs as for 'cluster' "
+        "(.h5ad, Space Ranger folders, spca .h5). Writes:\n"
         "  bench.csv  one row per run: sample, method, seed, ari, nmi, seconds\n"
         "  bench.md   the mean per method and all runs, as markdown tables\n"
         "  bench.png  ARI and NMI per sample and method (scdeepclust.pl.scores)\n"
@@ -679,8 +778,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds 0 1 2\n\n" + _EPILOG,
     )
     p.add_argument(
-        "inputs", nargs="+", metavar="DIR_OR_FILE", help="spca .h5 files or folders of them"
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=".h5ad or spca .h5 files, Space Ranger output folders, or folders of files",
     )
+    _input_options(p)
     p.add_argument(
         "--methods",
         nargs="+",

@@ -25,7 +25,7 @@ from anndata import AnnData
 
 from ._utils import MAX_ABS_COORDINATE, MISSING_LABELS, not_regular_file
 
-__all__ = ["MAX_BYTES", "SpcaFormatError", "read_spca", "read_spca_dir"]
+__all__ = ["MAX_BYTES", "SpcaFormatError", "check_contained", "read_spca", "read_spca_dir"]
 
 #: A matrix with more than this fraction of zeros is returned as a CSR sparse matrix.
 SPARSE_ZERO_FRACTION = 0.5
@@ -246,6 +246,35 @@ class _Source:
         ds = self.dataset(key)
         self.check_size(ds, key)
         return self.load(ds, key)
+
+
+def check_contained(h5: h5py.File, path: PathType, *, max_bytes: int | None = None) -> None:
+    """Refuse an HDF5 file that reads data from other files or declares oversized datasets.
+
+    Every link in the file is checked with the spca reader's rules (:class:`_Source`):
+    external links, virtual datasets and external raw storage are refused, soft links must
+    stay inside the file, and every dataset's declared size must be within the limit
+    (:data:`MAX_BYTES`, :data:`MAX_BYTES_ENV`). Used before a whole file is handed to a
+    reader that follows links on its own (``anndata.read_h5ad``, ``scanpy.read_10x_h5``).
+
+    Raises
+    ------
+    SpcaFormatError
+        Naming the file, the key and what was found.
+    """
+    src = _Source(h5, Path(path), _max_bytes(max_bytes))
+    pending = ["/"]
+    while pending:
+        group = pending.pop()
+        for name in h5[group].keys():  # groups reached through hard links only
+            key = f"{group.rstrip('/')}/{name}"
+            obj = src._resolve(key, key)  # refuses external links, follows soft links inside
+            if isinstance(h5.get(key, getlink=True), h5py.SoftLink):
+                continue  # its target is checked where it is stored
+            if isinstance(obj, h5py.Group):
+                pending.append(key)
+            elif isinstance(obj, h5py.Dataset):
+                src.check_size(src.dataset(key), key)
 
 
 def _read_matrix(src: _Source) -> np.ndarray | sp.csr_matrix:

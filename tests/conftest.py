@@ -40,6 +40,19 @@ def small_adata():
     return sdc.datasets.synthetic(n_obs=900, n_vars=120, n_domains=3, random_state=1)
 
 
+@pytest.fixture
+def run(capsys):
+    """The command line in-process: ``run(*argv)`` -> (exit code, stdout, stderr)."""
+    from scdeepclust import cli
+
+    def _run(*argv):
+        code = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared real samples; tests using them are skipped where they are absent."""

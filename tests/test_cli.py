@@ -69,18 +69,6 @@ def data_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def run(capsys):
-    """``main(argv)`` -> (exit code, stdout, stderr)."""
-
-    def _run(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
-
-
 def _one_error_line(err: str) -> str:
     """The stderr of a failed --quiet run: exactly one line 'scdeepclust: error: ...'."""
     lines = err.strip().splitlines()

@@ -45,18 +45,6 @@ def sample(tmp_path) -> Path:
     return _write_spca(tmp_path / "data" / "sample_s1.h5")
 
 
-@pytest.fixture
-def run(capsys):
-    """``main(argv)`` -> (exit code, stdout, stderr)."""
-
-    def _run(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
-
-
 def _python(code: str, **popen) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(

@@ -382,7 +382,7 @@ def test_zero_spots_with_batches(adata):
     pp.normalize(adata, n_top_genes=30, batch_key="sample")
     assert adata.var["highly_variable"].sum() == 30
     assert np.isfinite(adata.layers["lognorm"].data).all()
-    _with_graph(adata)
+    pp.spatial_neighbors(adata, library_key="sample")
     pp.neighbor_features(adata, n_comps=8, n_top_genes=30, batch_key="sample")
     assert np.isfinite(adata.obsm["X_spatial"]).all()
 
@@ -393,6 +393,10 @@ def test_all_zero_or_constant_x(adata, value, tiny):
     pp.normalize(adata, n_top_genes=30)
     assert np.isfinite(adata.layers["lognorm"]).all()
     assert not adata.var["highly_variable"].any()
+    for name in ["tl.pca_kmeans", "tl.ae_embed"]:  # the user's (empty) gene selection
+        with pytest.raises(ScdeepclustInputError, match=r"flags 0 gene\(s\)"):
+            ANNDATA_FUNCS[name](adata, tiny)
+    del adata.var["highly_variable"]  # the tools' own selection finds nothing either
     pp.minmax_scale(adata)
     assert (adata.layers["minmax"] == 0).all()
     _with_graph(adata)
@@ -437,7 +441,7 @@ def _cli(capsys, argv):
     ("case", "match"),
     [
         ("missing file", "no such file"),
-        ("not hdf5", "a readable HDF5 file"),
+        ("not hdf5", "is not an HDF5 file; expected an .h5ad file"),
         ("no coordinates", "'pos'"),
         ("nan counts", "finite counts"),
         ("bad method", r"invalid choice: 'bogus'.*'deep'.*'kmeans'"),

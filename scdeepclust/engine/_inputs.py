@@ -49,6 +49,7 @@ class ModelInputs:
         batches: np.ndarray | None = None,
         random_state: int = 0,
         graph_source: str | None = None,
+        genes: np.ndarray | None = None,
     ) -> ModelInputs:
         """Expression PCs, neighbour-aggregated when ``options.spatial``, reduced by PCA.
 
@@ -66,6 +67,9 @@ class ModelInputs:
             Seed of the PCAs.
         graph_source
             Recorded in :attr:`graph_source`.
+        genes
+            Boolean mask of the genes to use (the user's ``var["highly_variable"]``);
+            ``None`` selects ``options.n_top_genes`` genes.
         """
         options = options or FeatureOptions()
         n_obs = counts.shape[0]
@@ -85,6 +89,7 @@ class ModelInputs:
             target_sum=options.target_sum,
             batches=batches,
             random_state=random_state,
+            genes=genes,
         )
         if graph is not None:
             graph = sp.csr_matrix(graph, dtype=np.float32)

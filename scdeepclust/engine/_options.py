@@ -111,7 +111,12 @@ class FeatureOptions(Options):
         Shares of ``lam`` across hops: ``"equal"``, or ``"linear"`` (hop ``h`` weighs in
         proportion to ``h``, so the wider neighbourhood dominates).
     n_neighs
-        Size of the spatial graph when it is built (not read from ``obsp``).
+        Size of the spatial graph when it is built (ignored when a graph is read from
+        ``obsp``).
+    use_highly_variable
+        Genes of the user's ``var["highly_variable"]``: ``None`` uses them when the column
+        exists (``n_top_genes`` and ``gene_selection`` are then not used), ``True``
+        requires the column, ``False`` ignores it.
     """
 
     group: typing.ClassVar[str] = "features"
@@ -126,6 +131,7 @@ class FeatureOptions(Options):
     hops: int = _opt(2, "int>=0")
     hop_weighting: HopWeighting = _opt("equal", label="hop_weighting")
     n_neighs: int = _opt(6, "int>=1")
+    use_highly_variable: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from .._utils import (
     ScdeepclustInputError,
     batch_labels,
     check_adata,
-    check_counts,
     check_group_labels,
+    counts_of,
+    highly_variable_genes_of,
     warn_if_overwriting,
 )
 from ._normalize import highly_variable, log_normalize, variance_genes
-from ._spatial_neighbors import get_spatial_graph, row_normalized
+from ._spatial_neighbors import CONNECTIVITIES_KEY, row_normalized, spatial_graph
 
 
 def standardize(X, batches: np.ndarray | None = None, clip: float = 10.0) -> np.ndarray:
@@ -52,6 +53,7 @@ def expression_pcs(
     target_sum: float | None = None,
     batches: np.ndarray | None = None,
     random_state: int = 0,
+    genes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Principal components of log-normalised, standardised highly variable genes.
 
@@ -75,6 +77,9 @@ def expression_pcs(
         Optional per-observation batch labels (genes standardised within each batch).
     random_state
         Seed of the randomized SVD.
+    genes
+        Boolean mask of the genes to use (e.g. the user's ``var["highly_variable"]``);
+        ``None`` selects ``n_top_genes`` with ``gene_selection``.
 
     Returns
     -------
@@ -82,7 +87,14 @@ def expression_pcs(
     """
     lognorm = log_normalize(X, target_sum)
     batch_series = None if batches is None else pd.Series(batches)
-    if gene_selection == "variance":
+    if genes is not None:
+        hvg = np.asarray(genes, dtype=bool)
+        if hvg.shape != (X.shape[1],):
+            raise ScdeepclustInputError(
+                f"expression_pcs: genes is a mask of {hvg.shape} entries; expected one per "
+                f"gene ({X.shape[1]})."
+            )
+    elif gene_selection == "variance":
         hvg = variance_genes(lognorm, n_top_genes, batch_series)
     elif gene_selection == "seurat":
         hvg = highly_variable(lognorm, n_top_genes, batch_series)
@@ -193,7 +205,9 @@ def neighbor_features(
     lam: float = 0.8,
     hops: int = 2,
     batch_key: str | None = None,
-    graph_key: str = "spatial",
+    layer: str | None = None,
+    use_highly_variable: bool | None = None,
+    connectivities_key: str = CONNECTIVITIES_KEY,
     key_added: str = "X_spatial",
     random_state: int = 0,
     copy: bool = False,
@@ -207,8 +221,9 @@ def neighbor_features(
     Parameters
     ----------
     adata
-        Annotated data with raw counts in ``X`` and a spatial graph from
-        :func:`scdeepclust.pp.spatial_neighbors`.
+        Annotated data with raw counts in ``X`` (or ``layers[layer]``) and a spatial graph
+        in ``obsp[connectivities_key]`` (:func:`scdeepclust.pp.spatial_neighbors` or
+        squidpy's ``sq.gr.spatial_neighbors``).
     n_comps, n_top_genes
         Passed to :func:`expression_pcs`.
     lam
@@ -216,9 +231,16 @@ def neighbor_features(
     hops
         Number of neighbourhood averages (1 = direct neighbours, 2 adds their neighbours).
     batch_key
-        ``obs`` column of samples for per-sample scaling.
-    graph_key
-        Prefix of the spatial graph in ``obsp``.
+        ``obs`` column of samples for per-sample scaling; the graph must not link spots
+        of different samples.
+    layer
+        Layer holding the raw counts; ``None`` reads ``X``.
+    use_highly_variable
+        Use the genes flagged in ``var["highly_variable"]``: ``None`` (default) when the
+        column exists, ``True`` requires it, ``False`` ranks ``n_top_genes`` itself.
+    connectivities_key
+        ``obsp`` key of the spatial graph (squidpy's by default); a directed graph is
+        symmetrised (``max(G, G.T)``).
     key_added
         ``obsm`` key for the features.
     random_state
@@ -232,15 +254,23 @@ def neighbor_features(
     """
     func = "pp.neighbor_features"
     check_adata(adata, func=func)
-    check_counts(adata.X, func=func)
-    graph = get_spatial_graph(adata, key=graph_key, func=func)
+    counts = counts_of(adata, layer, func=func)
     batches = batch_labels(adata, batch_key, func=func)
+    graph, _ = spatial_graph(
+        adata,
+        connectivities_key=connectivities_key,
+        batches=batches,
+        batch_key=batch_key,
+        build=False,
+        func=func,
+    )
     pcs = expression_pcs(
-        adata.X,
+        counts,
         n_comps=n_comps,
         n_top_genes=n_top_genes,
         batches=batches,
         random_state=random_state,
+        genes=highly_variable_genes_of(adata, use_highly_variable, func=func),
     )
     features = spatial_embedding(pcs, graph, lam=lam, hops=hops)
     adata = adata.copy() if copy else adata

@@ -17,6 +17,8 @@ from .._utils import (
     check_adata,
     check_counts,
     check_in_memory,
+    counts_of,
+    matrix_of,
     warn_if_overwriting,
 )
 
@@ -101,6 +103,7 @@ def normalize(
     target_sum: float | None = None,
     n_top_genes: int = 2000,
     batch_key: str | None = None,
+    layer: str | None = None,
     layer_added: str = "lognorm",
     copy: bool = False,
 ) -> AnnData | None:
@@ -110,18 +113,20 @@ def normalize(
     ``log1p`` is applied; the result goes to ``layers[layer_added]``. The ``n_top_genes``
     most variable genes (Scanpy's ``seurat`` flavour, per ``batch_key`` when given) are
     flagged in ``var["highly_variable"]`` and the parameters recorded in ``uns["normalize"]``.
-    ``X`` is left untouched.
+    ``X`` (and ``layers[layer]``) is left untouched.
 
     Parameters
     ----------
     adata
-        Annotated data with raw counts in ``X``.
+        Annotated data with raw counts in ``X`` (or ``layers[layer]``).
     target_sum
         Counts per spot after scaling; ``None`` uses the median library size.
     n_top_genes
         Number of highly variable genes to flag (all genes if there are fewer).
     batch_key
         ``obs`` column of samples; genes are ranked within each sample.
+    layer
+        Layer holding the raw counts (e.g. ``"counts"``); ``None`` reads ``X``.
     layer_added
         Layer that receives the log-normalised matrix.
     copy
@@ -133,9 +138,9 @@ def normalize(
     """
     func = "pp.normalize"
     check_adata(adata, func=func)
-    check_counts(adata.X, func=func)
+    counts = counts_of(adata, layer, func=func)
     batches = batch_labels(adata, batch_key, func=func)
-    lognorm = log_normalize(adata.X, target_sum)
+    lognorm = log_normalize(counts, target_sum)
     hvg = highly_variable(lognorm, n_top_genes, None if batches is None else pd.Series(batches))
     adata = adata.copy() if copy else adata
     warn_if_overwriting(adata, "layers", layer_added, func=func)
@@ -148,6 +153,7 @@ def normalize(
             "target_sum": target_sum,
             "n_top_genes": n_top_genes,
             "batch_key": batch_key,
+            "layer": layer,
             "layer_added": layer_added,
         }
     }
@@ -182,10 +188,8 @@ def minmax_scale(
     """
     func = "pp.minmax_scale"
     check_adata(adata, func=func)
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(f"{func}: layer {layer!r} not found; available: {list(adata.layers)}.")
-    X = adata.X if layer is None else adata.layers[layer]
-    check_in_memory(X, func=func, what="adata.X" if layer is None else f"layers[{layer!r}]")
+    X, what = matrix_of(adata, layer, func=func)
+    check_in_memory(X, func=func, what=what)
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     # scale in float64 when given float64 (values beyond float32's range scale fine)
     X = X.astype(np.float64 if X.dtype == np.float64 else np.float32)

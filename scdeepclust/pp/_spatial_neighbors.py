@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+from scanpy import logging as logg
 from sklearn.neighbors import NearestNeighbors
 
 from .._utils import (
@@ -160,15 +161,98 @@ def spatial_neighbors(
     return adata if copy else None
 
 
-def get_spatial_graph(adata: AnnData, *, key: str = "spatial", func: str) -> sp.csr_matrix:
-    """Return the binary spatial connectivities or an error that says how to build them."""
-    conn_key = f"{key}_connectivities"
-    if conn_key not in adata.obsp:
-        raise ScdeepclustInputError(
-            f"{func}: adata.obsp[{conn_key!r}] is missing; build it first with "
-            "sdc.pp.spatial_neighbors(adata)."
+#: squidpy's key of the spatial connectivities (``sq.gr.spatial_neighbors``).
+CONNECTIVITIES_KEY = "spatial_connectivities"
+
+
+def spatial_graph(
+    adata: AnnData,
+    *,
+    connectivities_key: str | None = CONNECTIVITIES_KEY,
+    n_neighs: int = 6,
+    batches: np.ndarray | None = None,
+    batch_key: str | None = None,
+    build: bool = True,
+    func: str,
+) -> tuple[sp.csr_matrix, dict]:
+    """The spatial graph a tool uses, and its record (nothing is written to ``adata``).
+
+    The graph in ``obsp[connectivities_key]`` is reused when present (``n_neighs`` is then
+    ignored, which the record and an info line say). A directed graph (squidpy's k-NN
+    graph is not symmetric) is symmetrised with ``max(G, G.T)``, with an info line; a graph
+    with edges between spots of different ``batches`` is refused. Without the key, a
+    ``n_neighs``-nearest-neighbour graph is built within each batch (with ``build``; else
+    an error says how to build it). ``connectivities_key=None`` always builds.
+
+    Returns
+    -------
+    ``(graph, record)``: the binary or weighted float32 CSR graph and a dict with
+    ``source`` (``"obsp"`` or ``"built"``), ``key``, ``n_neighs`` (None when reused),
+    ``symmetrised``, ``batch_key``, ``n_edges`` and ``note``.
+    """
+    record = {
+        "source": "built",
+        "key": None,
+        "n_neighs": int(n_neighs),
+        "symmetrised": False,
+        "batch_key": batch_key,
+        "note": "",
+    }
+    if connectivities_key is not None and connectivities_key in adata.obsp:
+        graph = _stored_graph(adata, connectivities_key, batches, batch_key, func=func)
+        asymmetric = (graph != graph.T).nnz > 0
+        if asymmetric:
+            graph = graph.maximum(graph.T).tocsr()
+            logg.info(
+                f"{func}: obsp[{connectivities_key!r}] is directed (not symmetric); "
+                "symmetrised as max(G, G.T)"
+            )
+        note = f"n_neighs={n_neighs} ignored: the graph in obsp[{connectivities_key!r}] was reused"
+        logg.info(f"{func}: {note}")
+        record.update(
+            source="obsp", key=connectivities_key, n_neighs=None, symmetrised=asymmetric, note=note
         )
-    return sp.csr_matrix(adata.obsp[conn_key], dtype=np.float32)
+    elif connectivities_key not in (None, CONNECTIVITIES_KEY) or not build:
+        available = ", ".join(map(repr, adata.obsp)) or "none"
+        raise ScdeepclustInputError(
+            f"{func}: adata.obsp[{connectivities_key!r}] is missing (obsp keys: {available}); "
+            "build it with sdc.pp.spatial_neighbors(adata) (or squidpy's "
+            "sq.gr.spatial_neighbors) or name the graph with connectivities_key=."
+        )
+    else:
+        graph = knn_graph(check_spatial(adata, func=func), int(n_neighs), groups=batches)
+        graph.data = np.ones_like(graph.data)  # binary, as pp.spatial_neighbors stores it
+    record["n_edges"] = int(graph.nnz)
+    return graph, record
+
+
+def _stored_graph(
+    adata: AnnData, key: str, batches: np.ndarray | None, batch_key: str | None, *, func: str
+) -> sp.csr_matrix:
+    """``obsp[key]`` as float32 CSR, checked: square, finite, non-negative, within batches."""
+    graph = sp.csr_matrix(adata.obsp[key], dtype=np.float32)
+    if graph.shape != (adata.n_obs, adata.n_obs):
+        raise ScdeepclustInputError(
+            f"{func}: obsp[{key!r}] has shape {graph.shape}, expected "
+            f"({adata.n_obs}, {adata.n_obs})."
+        )
+    if graph.nnz and (not np.isfinite(graph.data).all() or graph.data.min() < 0):
+        raise ScdeepclustInputError(
+            f"{func}: obsp[{key!r}] holds negative, NaN or inf weights; expected "
+            "non-negative connectivities."
+        )
+    if batches is not None:
+        coo = graph.tocoo()
+        codes = pd.factorize(np.asarray(batches))[0]
+        crossing = int(np.count_nonzero(codes[coo.row] != codes[coo.col]))
+        if crossing:
+            raise ScdeepclustInputError(
+                f"{func}: obsp[{key!r}] has {crossing} edge(s) between spots of different "
+                f"samples (batch_key {batch_key!r}); expected a graph built within each sample: "
+                f"rebuild it with sdc.pp.spatial_neighbors(adata, library_key={batch_key!r}) "
+                f"(or sq.gr.spatial_neighbors(adata, library_key={batch_key!r}))."
+            )
+    return graph
 
 
 def row_normalized(graph: sp.spmatrix, *, self_loops: bool = True) -> sp.csr_matrix:

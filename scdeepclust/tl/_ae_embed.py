@@ -30,6 +30,8 @@ def ae_embed(
     model: ModelOptions | Mapping[str, Any] | str | None = None,
     train: TrainOptions | Mapping[str, Any] | None = None,
     batch_key: str | None = None,
+    layer: str | None = None,
+    connectivities_key: str | None = "spatial_connectivities",
     key_added: str = "X_ae",
     random_state: int = 0,
     device: str = "auto",
@@ -62,6 +64,9 @@ def ae_embed(
         ``lr``); training stops early on a loss plateau.
     batch_key
         ``obs`` column of samples: per-sample scaling and graphs within samples.
+    layer, connectivities_key
+        Layer of raw counts (``None``: ``X``) and ``obsp`` key of the spatial graph, as in
+        :func:`scdeepclust.tl.deep_cluster`.
     key_added
         ``obsm`` key for the latent; the record goes to ``uns[key_added.removeprefix("X_")]``.
     random_state
@@ -91,9 +96,7 @@ def ae_embed(
     opts = resolve_options(_FUNC, legacy, features=features, model=model, train=train)
     start = logg.info(f"computing {opts['model'].kind} embedding")
     with run_context(random_state, device, n_threads) as run:
-        inputs = model_inputs(
-            adata, opts["features"], batch_key=batch_key, random_state=random_state, func=_FUNC
-        )
+        inputs, inputs_record = model_inputs(adata, opts["features"], arguments, func=_FUNC)
         trained = train_embedding(
             inputs,
             opts["model"],
@@ -107,7 +110,7 @@ def ae_embed(
         opts,
         run,
         history={"pretrain_loss": trained.losses},
-        graph=inputs.graph_source,
+        **inputs_record,
     )
     adata = adata.copy() if copy else adata
     added = write_result(

@@ -11,9 +11,11 @@ from sklearn.cluster import KMeans
 
 from .._utils import (
     check_adata,
-    check_counts,
     check_n_clusters,
     check_varies,
+    counts_of,
+    genes_record,
+    highly_variable_genes_of,
     to_dense_float32,
 )
 from ..pp import expression_pcs
@@ -23,7 +25,6 @@ from ._record import ResultKeys, params_of, write_result
 
 def _finish(adata, labels, *, arguments, method, start, func, extra=None):
     """Write a baseline's labels and its record (``params`` from its arguments)."""
-    adata = adata.copy() if arguments["copy"] else adata
     record = {
         "method": method,
         "params": params_of(arguments),
@@ -31,6 +32,7 @@ def _finish(adata, labels, *, arguments, method, start, func, extra=None):
         "seconds": (datetime.now(start.tzinfo) - start).total_seconds(),
         **(extra or {}),
     }
+    adata = adata.copy() if arguments["copy"] else adata
     added = write_result(
         adata,
         ResultKeys.clustering(arguments["key_added"], latent=False),
@@ -42,10 +44,25 @@ def _finish(adata, labels, *, arguments, method, start, func, extra=None):
     return adata if arguments["copy"] else None
 
 
+def _pcs(adata, counts, *, arguments, func):
+    """Expression PCs of a baseline (the user's highly variable genes when asked) and the
+    ``genes`` entry of its record."""
+    genes = highly_variable_genes_of(adata, arguments["use_highly_variable"], func=func)
+    pcs = expression_pcs(
+        counts,
+        n_comps=arguments["n_comps"],
+        n_top_genes=arguments["n_top_genes"],
+        random_state=arguments["random_state"],
+        genes=genes,
+    )
+    return pcs, genes_record(adata, genes)
+
+
 def kmeans(
     adata: AnnData,
     n_clusters: int,
     *,
+    layer: str | None = None,
     key_added: str = "kmeans",
     random_state: int = 0,
     copy: bool = False,
@@ -58,6 +75,8 @@ def kmeans(
         Annotated data with counts in ``X``.
     n_clusters
         Number of clusters.
+    layer
+        Layer holding the raw counts (e.g. ``"counts"``); ``None`` reads ``X``.
     key_added
         ``obs`` column for the labels and ``uns`` key for the record.
     random_state
@@ -72,12 +91,12 @@ def kmeans(
     arguments = dict(locals())
     func = "tl.kmeans"
     check_adata(adata, func=func)
-    check_counts(adata.X, func=func)
+    counts = counts_of(adata, layer, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func, required=True)
-    check_varies(adata.X, func=func)
+    check_varies(counts, func=func)
     start = logg.info(f"computing {func}")
     labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(
-        to_dense_float32(adata.X)
+        to_dense_float32(counts)
     )
     return _finish(adata, labels, arguments=arguments, method="kmeans", start=start, func=func)
 
@@ -88,6 +107,8 @@ def pca_kmeans(
     *,
     n_comps: int = 50,
     n_top_genes: int = 2000,
+    layer: str | None = None,
+    use_highly_variable: bool | None = None,
     key_added: str = "pca_kmeans",
     random_state: int = 0,
     copy: bool = False,
@@ -102,6 +123,11 @@ def pca_kmeans(
         Number of clusters.
     n_comps, n_top_genes
         PCA size and number of highly variable genes (see :func:`scdeepclust.pp.expression_pcs`).
+    layer
+        Layer holding the raw counts (e.g. ``"counts"``); ``None`` reads ``X``.
+    use_highly_variable
+        Genes of ``var["highly_variable"]``: ``None`` uses them when the column exists
+        (``n_top_genes`` is then not used), ``True`` requires it, ``False`` ignores it.
     key_added
         ``obs`` column for the labels and ``uns`` key for the record.
     random_state
@@ -116,14 +142,20 @@ def pca_kmeans(
     arguments = dict(locals())
     func = "tl.pca_kmeans"
     check_adata(adata, func=func)
-    check_counts(adata.X, func=func)
+    counts = counts_of(adata, layer, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func, required=True)
     start = logg.info(f"computing {func}")
-    pcs = expression_pcs(
-        adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state
-    )
+    pcs, genes = _pcs(adata, counts, arguments=arguments, func=func)
     labels = KMeans(n_clusters, n_init=10, random_state=random_state).fit_predict(pcs)
-    return _finish(adata, labels, arguments=arguments, method="pca_kmeans", start=start, func=func)
+    return _finish(
+        adata,
+        labels,
+        arguments=arguments,
+        method="pca_kmeans",
+        start=start,
+        func=func,
+        extra={"genes": genes},
+    )
 
 
 def _pca_community(
@@ -135,6 +167,8 @@ def _pca_community(
     n_top_genes,
     n_neighbors,
     resolution,
+    layer,
+    use_highly_variable,
     key_added,
     random_state,
     copy,
@@ -142,12 +176,10 @@ def _pca_community(
     arguments = dict(locals())
     func = f"tl.pca_{flavor}"
     check_adata(adata, func=func)
-    check_counts(adata.X, func=func)
+    counts = counts_of(adata, layer, func=func)
     check_n_clusters(n_clusters, adata.n_obs, func=func)
     start = logg.info(f"computing {func}")
-    pcs = expression_pcs(
-        adata.X, n_comps=n_comps, n_top_genes=n_top_genes, random_state=random_state
-    )
+    pcs, genes = _pcs(adata, counts, arguments=arguments, func=func)
     tmp = knn_graph_adata(pcs, n_neighbors=n_neighbors, random_state=random_state)
     labels, used, steps = community_labels(
         tmp, flavor=flavor, n_clusters=n_clusters, resolution=resolution, random_state=random_state
@@ -159,7 +191,7 @@ def _pca_community(
         method=f"pca_{flavor}",
         start=start,
         func=func,
-        extra={"resolution": float(used), "search_steps": int(steps)},
+        extra={"resolution": float(used), "search_steps": int(steps), "genes": genes},
     )
 
 
@@ -171,6 +203,8 @@ def pca_louvain(
     n_comps: int = 50,
     n_top_genes: int = 2000,
     n_neighbors: int = 15,
+    layer: str | None = None,
+    use_highly_variable: bool | None = None,
     key_added: str = "pca_louvain",
     random_state: int = 0,
     copy: bool = False,
@@ -189,6 +223,11 @@ def pca_louvain(
         PCA size and number of highly variable genes.
     n_neighbors
         Size of the expression k-NN graph.
+    layer
+        Layer holding the raw counts (e.g. ``"counts"``); ``None`` reads ``X``.
+    use_highly_variable
+        Genes of ``var["highly_variable"]``: ``None`` uses them when the column exists
+        (``n_top_genes`` is then not used), ``True`` requires it, ``False`` ignores it.
     key_added
         ``obs`` column for the labels and ``uns`` key for the record (with the resolution used).
     random_state
@@ -208,6 +247,8 @@ def pca_louvain(
         n_top_genes=n_top_genes,
         n_neighbors=n_neighbors,
         resolution=resolution,
+        layer=layer,
+        use_highly_variable=use_highly_variable,
         key_added=key_added,
         random_state=random_state,
         copy=copy,
@@ -222,6 +263,8 @@ def pca_leiden(
     n_comps: int = 50,
     n_top_genes: int = 2000,
     n_neighbors: int = 15,
+    layer: str | None = None,
+    use_highly_variable: bool | None = None,
     key_added: str = "pca_leiden",
     random_state: int = 0,
     copy: bool = False,
@@ -238,6 +281,8 @@ def pca_leiden(
         n_top_genes=n_top_genes,
         n_neighbors=n_neighbors,
         resolution=resolution,
+        layer=layer,
+        use_highly_variable=use_highly_variable,
         key_added=key_added,
         random_state=random_state,
         copy=copy,

@@ -36,6 +36,8 @@ def deep_cluster(
     train: TrainOptions | Mapping[str, Any] | None = None,
     refine: RefineOptions | Mapping[str, Any] | None = None,
     batch_key: str | None = None,
+    layer: str | None = None,
+    connectivities_key: str | None = "spatial_connectivities",
     key_added: str = "deep_cluster",
     random_state: int = 0,
     device: str = "auto",
@@ -70,7 +72,8 @@ def deep_cluster(
     features
         :class:`~scdeepclust.engine.FeatureOptions` or a dict of them (merged over the
         defaults): ``spatial``, ``n_top_genes``, ``n_pcs``, ``n_comps``, ``lam``, ``hops``,
-        ``n_neighs``. ``spatial=False`` is the lineage's non-spatial DEC.
+        ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
+        when present unless False). ``spatial=False`` is the lineage's non-spatial DEC.
     model
         :class:`~scdeepclust.engine.ModelOptions` or a dict: ``kind`` (``"ae"``, ``"vae"``,
         ``"zinb"``, ``"nb"``; a string is shorthand for it), ``n_latent``, ``hidden``.
@@ -83,6 +86,13 @@ def deep_cluster(
         ``leiden_resolution``.
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
+    layer
+        Layer holding the raw counts (e.g. ``"counts"``); ``None`` reads ``X``.
+    connectivities_key
+        ``obsp`` key of the spatial graph, reused when present (squidpy's
+        ``"spatial_connectivities"`` by default; ``features.n_neighs`` is then ignored, a
+        directed graph is symmetrised, a graph linking ``batch_key`` samples is refused);
+        when absent (or ``None``) a graph is built and not stored.
     key_added
         Name of the outputs (see Returns).
     random_state
@@ -124,9 +134,7 @@ def deep_cluster(
     )
     start = logg.info(f"computing deep clusters ({opts['model'].kind}, k={n_clusters})")
     with run_context(random_state, device, n_threads) as run:
-        inputs = model_inputs(
-            adata, opts["features"], batch_key=batch_key, random_state=random_state, func=_FUNC
-        )
+        inputs, inputs_record = model_inputs(adata, opts["features"], arguments, func=_FUNC)
         estimator = SpatialDEC(
             model=opts["model"],
             train=opts["train"],
@@ -153,7 +161,7 @@ def deep_cluster(
             history=result.history,
             converged=result.converged,
             collapse={"detected": bool(result.collapse_events), "events": result.collapse_events},
-            graph=inputs.graph_source,
+            **inputs_record,
             random_state=random_state,
         )
         added.append(

@@ -6,63 +6,22 @@ import warnings
 
 import numpy as np
 import scanpy as sc
-import scipy.sparse as sp
 from anndata import AnnData
 
 from ..engine import fit_subsample
 
 
-class _ApproximateKnn:
-    """pynndescent's k-NN transformer returning a ``csr_matrix`` (N log N, for large data).
-
-    Scanpy 1.11 with SciPy >= 1.15 fails on the ``csr_array`` that pynndescent returns
-    (``getnnz``), so its default approximate path cannot be used as is.
-    """
-
-    def __init__(self, n_neighbors: int, random_state: int):
-        self.n_neighbors = n_neighbors
-        self.random_state = random_state
-        self._fitted = None
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"n_neighbors": self.n_neighbors, "random_state": self.random_state}
-
-    def fit(self, X, y=None):
-        from pynndescent import PyNNDescentTransformer
-
-        self._fitted = PyNNDescentTransformer(
-            n_neighbors=self.n_neighbors, random_state=self.random_state, n_jobs=None
-        ).fit(X)
-        return self
-
-    def transform(self, X):
-        return sp.csr_matrix(self._fitted.transform(X))
-
-    def fit_transform(self, X, y=None):
-        return self.fit(X).transform(X)
-
-
-#: Above this many observations the k-NN graph is approximate (as Scanpy does).
-EXACT_KNN_MAX_OBS = 4096
-
-
 def knn_graph_adata(
     features: np.ndarray, *, n_neighbors: int = 15, random_state: int = 0
 ) -> AnnData:
-    """A throwaway AnnData holding the k-NN graph of ``features`` (Scanpy's neighbors)."""
+    """A throwaway AnnData holding the k-NN graph of ``features`` (Scanpy's ``pp.neighbors``,
+    with its default transformer)."""
     tmp = AnnData(np.zeros((features.shape[0], 1), dtype=np.float32))
     tmp.obsm["X_rep"] = np.asarray(features, dtype=np.float32)
     n_neighbors = int(min(n_neighbors, features.shape[0] - 1))
-    transformer = None
-    if features.shape[0] > EXACT_KNN_MAX_OBS:
-        transformer = _ApproximateKnn(n_neighbors, random_state)
-    sc.pp.neighbors(
-        tmp,
-        use_rep="X_rep",
-        n_neighbors=n_neighbors,
-        random_state=random_state,
-        transformer=transformer,
-    )
+    # Scanpy's default: exact below 4,096 observations, pynndescent above (pinned < 0.7 in
+    # pyproject.toml, under which scanpy's approximate path works at any size)
+    sc.pp.neighbors(tmp, use_rep="X_rep", n_neighbors=n_neighbors, random_state=random_state)
     return tmp
 
 

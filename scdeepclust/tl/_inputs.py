@@ -2,58 +2,69 @@
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
+from collections.abc import Mapping
+from typing import Any
+
 from anndata import AnnData
 
-from .._utils import ScdeepclustInputError, batch_labels, check_counts, check_spatial
+from .._utils import (
+    ScdeepclustInputError,
+    batch_labels,
+    counts_of,
+    genes_record,
+    highly_variable_genes_of,
+)
 from ..engine import FeatureOptions, ModelInputs
-from ..pp import knn_graph
-
-
-def spatial_graph_for(adata: AnnData, *, n_neighs: int, batches: np.ndarray | None, func: str):
-    """The spatial graph in ``obsp["spatial_connectivities"]``, or one built (not stored).
-
-    A built graph links each spot to its ``n_neighs`` nearest spots, within its sample when
-    ``batches`` are given. Returns ``(graph, "obsp" | "built")``.
-    """
-    if "spatial_connectivities" in adata.obsp:
-        graph = sp.csr_matrix(adata.obsp["spatial_connectivities"], dtype=np.float32)
-        if graph.shape != (adata.n_obs, adata.n_obs):
-            raise ScdeepclustInputError(
-                f"{func}: obsp['spatial_connectivities'] has shape {graph.shape}, "
-                f"expected ({adata.n_obs}, {adata.n_obs})."
-            )
-        return graph, "obsp"
-    graph = knn_graph(check_spatial(adata, func=func), n_neighs, groups=batches)
-    graph.data = np.ones_like(graph.data)  # binary, as pp.spatial_neighbors stores it
-    return graph, "built"
+from ..pp._spatial_neighbors import CONNECTIVITIES_KEY, spatial_graph
 
 
 def model_inputs(
-    adata: AnnData,
-    features: FeatureOptions,
-    *,
-    batch_key: str | None,
-    random_state: int,
-    func: str,
-) -> ModelInputs:
-    """Validate the counts (and coordinates) of ``adata`` and build the model inputs."""
-    check_counts(adata.X, func=func)
+    adata: AnnData, features: FeatureOptions, arguments: Mapping[str, Any], *, func: str
+) -> tuple[ModelInputs, dict[str, Any]]:
+    """Validate the counts (and coordinates) of ``adata`` and build the model inputs.
+
+    ``arguments`` are the tool's (``locals()`` at entry): ``batch_key``, ``random_state``,
+    ``layer`` and ``connectivities_key`` are read from them.
+
+    The counts are ``X`` or ``layers[layer]``; the genes are the user's
+    ``var["highly_variable"]`` unless ``features.use_highly_variable`` is False; the
+    spatial graph is ``obsp[connectivities_key]`` when present, else built
+    (:func:`scdeepclust.pp._spatial_neighbors.spatial_graph`).
+
+    Returns
+    -------
+    The inputs, and the record entries of the run: ``genes`` (which genes) and ``graph`` (built or reused, from which key, with which parameters;
+    None without spatial features).
+    """
+    batch_key, random_state = arguments["batch_key"], arguments["random_state"]
+    connectivities_key = arguments.get("connectivities_key", CONNECTIVITIES_KEY)
+    counts = counts_of(adata, arguments.get("layer"), func=func)
     batches = batch_labels(adata, batch_key, func=func)
-    graph, source = None, None
+    genes = highly_variable_genes_of(adata, features.use_highly_variable, func=func)
+    graph, graph_record = None, None
     if features.spatial:
-        graph, source = spatial_graph_for(
-            adata, n_neighs=features.n_neighs, batches=batches, func=func
+        graph, graph_record = spatial_graph(
+            adata,
+            connectivities_key=connectivities_key,
+            n_neighs=features.n_neighs,
+            batches=batches,
+            batch_key=batch_key,
+            func=func,
         )
     try:
-        return ModelInputs.build(
-            adata.X,
+        inputs = ModelInputs.build(
+            counts,
             graph,
             options=features,
             batches=batches,
             random_state=random_state,
-            graph_source=source,
+            graph_source=None if graph_record is None else graph_record["source"],
+            genes=genes,
         )
     except ScdeepclustInputError as err:
         raise ScdeepclustInputError(f"{func}: {err}") from err
+    record = {
+        "genes": genes_record(adata, genes),
+        "graph": graph_record,
+    }
+    return inputs, record

@@ -15,8 +15,8 @@ from scanpy import logging as logg
 from .._utils import (
     ScdeepclustInputError,
     check_adata,
-    check_counts,
     check_spatial,
+    counts_of,
     is_missing_label,
 )
 from ..engine import (
@@ -131,6 +131,7 @@ def label_transfer(
     model: ClassifierOptions | Mapping[str, Any] | None = None,
     train: TrainOptions | Mapping[str, Any] | None = None,
     smooth: int = 2,
+    layer: str | None = None,
     random_state: int = 0,
     device: str = "auto",
     n_threads: int | None = 1,
@@ -204,6 +205,9 @@ def label_transfer(
         ``batch_size=128``, ``lr=1e-3``); stops early when the held-out loss stops improving.
     smooth
         Rounds of spatial averaging of the query's probabilities (0 = none).
+    layer
+        Layer holding the raw counts in every slice (e.g. ``"counts"``); ``None`` reads
+        ``X``.
     random_state
         Seed; the same seed gives the same result on CPU. Global RNG state is preserved.
     device
@@ -256,7 +260,9 @@ def label_transfer(
     opts = resolve_options(
         _FUNC, legacy, defaults=TRANSFER_DEFAULTS, features=features, model=model, train=train
     )
-    references, labels, classes = _checked_inputs(reference, query, label_key, smooth, copy)
+    references, labels, classes, counts = _checked_inputs(
+        reference, query, label_key, smooth, copy, layer
+    )
     start = logg.info(f"transferring {label_key!r} from {len(references)} reference(s)")
     with run_context(random_state, device, n_threads) as run:
         slices = [*references, query]
@@ -265,7 +271,7 @@ def label_transfer(
         )
         try:
             features, graphs = slice_features(
-                [a.X[:, cols] for a, cols in zip(slices, columns)],
+                [X[:, cols] for X, cols in zip(counts, columns)],
                 [check_spatial(a, func=_FUNC) for a in slices],
                 n_rank=len(references),
                 n_fit=len(slices) if opts["features"].pca_fit == "joint" else len(references),
@@ -314,17 +320,19 @@ def label_transfer(
     return query if copy else None
 
 
-def _checked_inputs(reference, query, label_key: str, smooth, copy: bool):
-    """Validate the slices and ``smooth``; the references, their labels and the classes."""
+def _checked_inputs(reference, query, label_key: str, smooth, copy: bool, layer: str | None):
+    """Validate the slices and ``smooth``; the references, their labels, the classes and
+    the counts of every slice (the query last)."""
     references = [reference] if isinstance(reference, AnnData) else list(reference)
     if not references:
         raise ScdeepclustInputError(f"{_FUNC}: reference is an empty list.")
     if isinstance(smooth, bool) or int(smooth) != smooth or smooth < 0:
         raise ScdeepclustInputError(f"{_FUNC}: smooth must be an integer >= 0, got {smooth!r}.")
+    counts = []
     for i, a in enumerate([*references, query]):
         what = "query" if i == len(references) else f"reference {i}"
         check_adata(a, func=f"{_FUNC} ({what})")
-        check_counts(a.X, func=_FUNC, what=f"{what} X")
+        counts.append(counts_of(a, layer, func=f"{_FUNC} ({what})"))
         check_spatial(a, func=f"{_FUNC} ({what})")
     if any(a is query for a in references) and not copy:
         raise ScdeepclustInputError(
@@ -338,7 +346,7 @@ def _checked_inputs(reference, query, label_key: str, smooth, copy: bool):
             f"{_FUNC}: the reference has {len(classes)} annotated class(es) in "
             f"obs[{label_key!r}] ({classes}); at least two are needed to train a classifier."
         )
-    return references, labels, classes
+    return references, labels, classes, counts
 
 
 def _training_summary(results) -> dict[str, Any]:

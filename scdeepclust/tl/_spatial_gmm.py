@@ -42,6 +42,8 @@ def spatial_gmm(
     *,
     features: FeatureOptions | Mapping[str, Any] | None = None,
     batch_key: str | None = None,
+    layer: str | None = None,
+    connectivities_key: str | None = "spatial_connectivities",
     key_added: str = "spatial_gmm",
     random_state: int = 0,
     copy: bool = False,
@@ -60,6 +62,9 @@ def spatial_gmm(
         :data:`FLOOR_FEATURES` (the floor's recipe).
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
+    layer, connectivities_key
+        Layer of raw counts (``None``: ``X``) and ``obsp`` key of the spatial graph, as in
+        :func:`scdeepclust.tl.deep_cluster`.
     key_added
         ``obs[key_added]`` labels, ``obsm[f"X_{key_added}"]`` the features clustered,
         ``obsm[f"{key_added}_proba"]`` the mixture's posterior, ``uns[key_added]`` record.
@@ -78,9 +83,7 @@ def spatial_gmm(
     opts = as_options(features, FLOOR_FEATURES)
     start = logg.info(f"computing {_FUNC} (k={n_clusters})")
     with run_context(random_state, "cpu", None) as run:
-        inputs = model_inputs(
-            adata, opts, batch_key=batch_key, random_state=random_state, func=_FUNC
-        )
+        inputs, inputs_record = model_inputs(adata, opts, arguments, func=_FUNC)
         mixture = fit_mixture(inputs.features, n_clusters, init="gmm", random_state=random_state)
         labels, proba = mixture.predict(inputs.features), mixture.predict_proba(inputs.features)
     adata = adata.copy() if copy else adata
@@ -88,7 +91,7 @@ def spatial_gmm(
         "method": "spatial_gmm",
         "params": {**params_of(arguments), **options_record(features=opts)},
         "n_clusters": int(n_clusters),
-        "graph": inputs.graph_source,
+        **inputs_record,
         "seconds": run.seconds,
     }
     added = write_result(
