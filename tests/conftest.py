@@ -97,7 +97,7 @@ def tiny() -> Presets:
     """Smallest settings that still run every step: ``tiny.ae``, ``tiny.dc``, ``tiny.transfer``."""
     return Presets(
         ae=_TINY_AE,
-        dc={**_TINY_AE, "refine": {"epochs": 3}},
+        dc={**_TINY_AE, "model": {**_TINY_AE["model"], "n_members": 1}, "refine": {"epochs": 3}},
         transfer={
             "features": {"n_top_genes": 30, "n_comps": 8, "min_shared_genes": 10},
             "model": {"n_models": 1, "hidden": (16,)},
@@ -114,7 +114,7 @@ def fast() -> Presets:
     ``fast.transfer``."""
     return Presets(
         ae=_FAST_AE,
-        dc={**_FAST_AE, "refine": {"epochs": 10}},
+        dc={**_FAST_AE, "model": {"n_members": 1}, "refine": {"epochs": 10}},
         transfer={"features": {"n_comps": 15}, "train": {"epochs": 40}, "verbose": False,
                   "device": "cpu"},
     )  # fmt: skip

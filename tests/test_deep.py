@@ -34,7 +34,9 @@ def test_deep_cluster_outputs(clustered):
 
 def test_flat_keywords_still_work_with_a_future_warning(fast):
     adata = sdc.datasets.synthetic(n_obs=300, n_vars=60, n_domains=3, random_state=4)
-    grouped = sdc.tl.deep_cluster(adata, 3, copy=True, **fast.dc)
+    grouped = sdc.tl.deep_cluster(
+        adata, 3, copy=True, **fast.merge(fast.dc, model={"n_members": 3})
+    )  # the flat call gets deep_cluster's default ensemble
     flat = dict(epochs=30, refine_epochs=10, n_top_genes=100, n_pcs=20, n_comps=20)
     with pytest.warns(FutureWarning, match="refine_epochs -> refine=\\{'epochs'"):
         old = sdc.tl.deep_cluster(adata, 3, copy=True, verbose=False, **flat)

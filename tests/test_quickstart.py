@@ -23,9 +23,7 @@ import scanpy as sc
 import scdeepclust as sdc
 
 adata = sdc.read_spca({path!r})
-sdc.tl.deep_cluster(
-    adata, n_clusters=7, train={{"epochs": 5}}, refine={{"epochs": 3}}, verbose=False
-)
+sdc.tl.deep_cluster(adata, n_clusters=7)  # the defaults: a clean run warns about nothing
 sc.pl.embedding(adata, basis="spatial", color="deep_cluster", show=False)
 sdc.pl.spatial(adata, color="deep_cluster", show=False)
 print(sdc.metrics.score(adata, "deep_cluster")["ari"])

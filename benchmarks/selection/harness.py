@@ -105,6 +105,7 @@ BASE = dict(
     gamma=1.0,
     smooth_q=True,
     anneal=False,
+    balance=True,  # DEC's target divides by cluster frequency
     init="latent",  # initial clusters: GMM on the "latent" or on the input "features"
     dec=True,
     members=1,
@@ -224,6 +225,12 @@ def deep_member(F, graph, k, c, seed):
         def smooth(q):
             return torch.sparse.mm(op, q)
 
+    import scdeepclust.nn.training as training
+
+    if not c["balance"]:  # target without DEC's cluster-frequency normalisation
+        training.target_distribution = lambda q: q.pow(2) / q.pow(2).sum(dim=1, keepdim=True)
+    else:
+        training.target_distribution = snn.losses.target_distribution
     res = snn.dec_refine(
         model,
         clus,

@@ -28,6 +28,7 @@ from ._dec import (
 )
 from ._inputs import ModelInputs
 from ._options import (
+    CLUSTER_DEFAULTS,
     DEEP_DEFAULTS,
     LEGACY_KEYWORDS,
     TRANSFER_DEFAULTS,
@@ -76,6 +77,7 @@ __all__ = [
     "TRANSFER_TRAIN",
     "LEGACY_KEYWORDS",
     "DEEP_DEFAULTS",
+    "CLUSTER_DEFAULTS",
     "TRANSFER_DEFAULTS",
     "as_options",
     "resolve_options",

@@ -122,11 +122,11 @@ class FeatureOptions(Options):
     group: typing.ClassVar[str] = "features"
 
     spatial: bool = True
-    n_top_genes: int = _opt(5000, "int>=1")
-    gene_selection: GeneSelection = _opt("seurat", label="gene_selection")
-    target_sum: float | None = _opt(None, "None|>0")
-    n_pcs: int = _opt(200, "int>=1")
-    n_comps: int = _opt(50, "int>=1")
+    n_top_genes: int = _opt(2000, "int>=1")
+    gene_selection: GeneSelection = _opt("variance", label="gene_selection")
+    target_sum: float | None = _opt(1e4, "None|>0")
+    n_pcs: int = _opt(50, "int>=1")
+    n_comps: int = _opt(20, "int>=1")
     lam: float = _opt(0.8, "[0,1]")
     hops: int = _opt(2, "int>=0")
     hop_weighting: HopWeighting = _opt("equal", label="hop_weighting")
@@ -218,7 +218,7 @@ class RefineOptions(Options):
     tol: float = _opt(1e-3, ">=0")
     gamma: float = _opt(1.0, ">=0")
     smooth_assignments: bool = True
-    anneal: bool = False
+    anneal: bool = True
     choose_k: KChoice = _opt("stability", label="choose_k")
     k_range: tuple[int, int] = _opt((2, 16), "k_range")
     leiden_resolution: float = _opt(0.5, ">0")
@@ -347,6 +347,9 @@ DEEP_DEFAULTS: dict[str, Options] = {
     "train": TrainOptions(),
     "refine": RefineOptions(),
 }
+#: Defaults of ``deep_cluster``: an ensemble of three autoencoders (chosen
+#: leave-one-dataset-out, benchmarks/results/selection.md); ``ae_embed`` trains one.
+CLUSTER_DEFAULTS: dict[str, Options] = {**DEEP_DEFAULTS, "model": ModelOptions(n_members=3)}
 #: Defaults of the option groups of ``label_transfer``.
 TRANSFER_DEFAULTS: dict[str, Options] = {
     "features": TransferFeatureOptions(),

@@ -221,8 +221,9 @@ def dec_refine(
     fraction of labels that changed since the previous epoch is below ``tol`` (DEC's
     unsupervised rule). With ``anneal`` the learning rate follows a cosine from
     ``config.lr`` towards zero over ``max_epochs``, so the labels settle by the last epoch
-    instead of oscillating at domain borders; the labels after the last epoch are then
-    checked against ``tol`` too. Never looks at any truth.
+    instead of oscillating at domain borders (the batch-norm momentum is annealed alike,
+    since moving running statistics also flip labels); the labels after the last epoch are
+    then checked against ``tol`` too. Never looks at any truth.
     """
     params = list(model.parameters()) + list(clustering.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr)
@@ -236,12 +237,20 @@ def dec_refine(
             q_used = smooth(q_all) if smooth is not None else q_all
             return q_used, target_distribution(q_used), q_used.argmax(dim=1)
 
+    norms = [
+        (module, module.momentum)
+        for module in model.modules()
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.momentum
+    ]
     bar = tqdm(range(max_epochs), desc="refine", disable=not config.verbose, leave=False)
     for epoch in bar:
         q_used, p_all, labels = assignments()
         if anneal:
+            factor = 0.5 * (1.0 + math.cos(math.pi * epoch / max_epochs))
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max_epochs))
+                group["lr"] = config.lr * factor
+            for module, momentum in norms:  # batch-norm statistics settle too
+                module.momentum = momentum * factor
         if previous is not None:
             change = float((labels != previous).float().mean().item())
             change_hist.append(change)
@@ -270,4 +279,6 @@ def dec_refine(
         q_used, _, labels = assignments()
         change_hist.append(float((labels != previous).float().mean().item()))
         converged = change_hist[-1] < tol
+    for module, momentum in norms:
+        module.momentum = momentum
     return DecResult(q_used, labels, kl_hist, recon_hist, change_hist, converged)

@@ -8,7 +8,7 @@ from typing import Any
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._utils import check_adata
+from .._utils import ScdeepclustInputError, check_adata
 from ..engine import (
     FeatureOptions,
     ModelOptions,
@@ -94,6 +94,11 @@ def ae_embed(
     arguments = dict(locals())
     check_adata(adata, func=_FUNC)
     opts = resolve_options(_FUNC, legacy, features=features, model=model, train=train)
+    if opts["model"].n_members != 1:
+        raise ScdeepclustInputError(
+            f"{_FUNC}: trains one autoencoder; got model n_members={opts['model'].n_members} "
+            "(ensembles are a deep_cluster option)."
+        )
     start = logg.info(f"computing {opts['model'].kind} embedding")
     with run_context(random_state, device, n_threads) as run:
         inputs, inputs_record = model_inputs(adata, opts["features"], arguments, func=_FUNC)

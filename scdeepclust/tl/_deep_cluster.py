@@ -11,6 +11,7 @@ from scanpy import logging as logg
 
 from .._utils import check_adata, check_n_clusters
 from ..engine import (
+    CLUSTER_DEFAULTS,
     FeatureOptions,
     ModelOptions,
     RefineOptions,
@@ -130,7 +131,13 @@ def deep_cluster(
     for k in ks:
         check_n_clusters(k, adata.n_obs, func=_FUNC)
     opts = resolve_options(
-        _FUNC, legacy, features=features, model=model, train=train, refine=refine
+        _FUNC,
+        legacy,
+        defaults=CLUSTER_DEFAULTS,
+        features=features,
+        model=model,
+        train=train,
+        refine=refine,
     )
     start = logg.info(f"computing deep clusters ({opts['model'].kind}, k={n_clusters})")
     with run_context(random_state, device, n_threads) as run:
