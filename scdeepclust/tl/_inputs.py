@@ -9,6 +9,7 @@ from anndata import AnnData
 from .._utils import ScdeepclustInputError, batch_labels, check_counts, check_spatial
 from ..engine import FeatureOptions, ModelInputs
 from ..pp import knn_graph
+from ..pp._chunked import is_backed
 
 
 def spatial_graph_for(adata: AnnData, *, n_neighs: int, batches: np.ndarray | None, func: str):
@@ -39,7 +40,8 @@ def model_inputs(
     func: str,
 ) -> ModelInputs:
     """Validate the counts (and coordinates) of ``adata`` and build the model inputs."""
-    check_counts(adata.X, func=func)
+    if not is_backed(adata.X):  # a backed X is validated block by block as it is read
+        check_counts(adata.X, func=func)
     batches = batch_labels(adata, batch_key, func=func)
     graph, source = None, None
     if features.spatial:
