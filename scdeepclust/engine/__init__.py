@@ -24,6 +24,7 @@ from ._dec import (
     initial_clusters,
     smooth_proba,
 )
+from ._distributed import init_distributed, is_distributed
 from ._inputs import ModelInputs
 from ._options import (
     DEEP_DEFAULTS,
@@ -80,4 +81,6 @@ __all__ = [
     "limit_threads",
     "forked_rng",
     "seed_torch",
+    "init_distributed",
+    "is_distributed",
 ]

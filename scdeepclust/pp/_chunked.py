@@ -354,7 +354,6 @@ def reduced_spatial_features(
         out = np.empty((n_obs, n_features), dtype=np.float32)
         for rows in row_blocks(n_obs, chunk):
             out[rows] = block(rows)
-    del kept
     scale = float(out[:, 0].std(dtype=np.float64)) or 1.0
     out /= np.float32(scale)
     return out
