@@ -37,8 +37,10 @@ from ._spatial_neighbors import row_normalized
 #: at or below it the in-memory path runs unchanged. ``SCDEEPCLUST_CHUNKED_MIN_OBS`` in the
 #: environment overrides it (benchmarks use it to compare both paths at one size).
 CHUNKED_MIN_OBS = 200_000
-#: Rows per block.
+#: Rows per block (fewer for wide data: see :data:`BLOCK_VALUES`).
 CHUNK_ROWS = 16_384
+#: At most this many values in a dense block (rows x genes), 64 MB in float32.
+BLOCK_VALUES = 2**24
 #: Rows the PCAs of the chunked path are fitted on (a seeded subsample when there are more).
 FIT_OBS = 50_000
 
@@ -251,6 +253,8 @@ def expression_pcs_chunked(
     if sp.issparse(X) and not isinstance(X, sp.csr_matrix | sp.csr_array):
         X = sp.csr_matrix(X)
     n_obs, n_vars = X.shape
+    # wide data: fewer rows per block, so a dense (float64 statistics) block stays small
+    chunk = max(64, min(chunk, BLOCK_VALUES // (8 * n_vars)))
     libsize = check_counts_blocks(X, func=func, chunk=chunk)
     if target_sum is None:
         positive = libsize[libsize > 0]
