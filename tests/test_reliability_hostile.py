@@ -282,15 +282,22 @@ def backed_files(tmp_path):
         lambda a: pp.normalize(a, n_top_genes=10),
         lambda a: pp.minmax_scale(a),
         lambda a: tl.pca_kmeans(a, 3, n_comps=4, n_top_genes=10),
-        lambda a: tl.deep_cluster(a, 3, **TINY),
+        lambda a: tl.deep_cluster(a, 3, **{**TINY, "model": {**TINY["model"], "kind": "zinb"}}),
     ],
-    ids=["normalize", "minmax_scale", "pca_kmeans", "deep_cluster"],
+    ids=["normalize", "minmax_scale", "pca_kmeans", "deep_cluster_zinb"],
 )
 def test_7_backed_sparse_anndata_gets_a_clear_error(backed_files, func):
     adata = ad.read_h5ad(backed_files / "sparse.h5ad", backed="r")
     with pytest.raises(ScdeepclustInputError, match=r"to_memory\(\)") as info:
         func(adata)
     assert "backed" in str(info.value) and "dtype object" not in str(info.value)
+    adata.file.close()
+
+
+def test_7_backed_sparse_anndata_streams_in_deep_cluster(backed_files):
+    adata = ad.read_h5ad(backed_files / "sparse.h5ad", backed="r")
+    tl.deep_cluster(adata, 3, **TINY)  # read in row blocks (issue 15)
+    assert adata.obs["deep_cluster"].nunique() == 3
     adata.file.close()
 
 

@@ -26,6 +26,7 @@ from ._dec import (
     initial_clusters,
     smooth_proba,
 )
+from ._distributed import init_distributed, is_distributed
 from ._inputs import ModelInputs
 from ._options import (
     CLUSTER_DEFAULTS,
@@ -87,4 +88,6 @@ __all__ = [
     "limit_threads",
     "forked_rng",
     "seed_torch",
+    "init_distributed",
+    "is_distributed",
 ]

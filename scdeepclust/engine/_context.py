@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..nn import resolve_device
+from ._distributed import init_distributed
 
 
 @contextmanager
@@ -96,6 +97,7 @@ def run_context(
     """
     if n_threads is not None and (isinstance(n_threads, bool) or int(n_threads) < 1):
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}.")
+    init_distributed()  # under torchrun: open the process group (no-op otherwise)
     context = RunContext(int(random_state), resolve_device(device), n_threads)
     with limit_threads(n_threads), forked_rng():
         yield context

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..pp import expression_pcs, pca_model, spatial_embedding
+from ..pp._chunked import expression_pcs_chunked, reduced_spatial_features, use_chunked
 from ._options import FeatureOptions
 
 
@@ -81,6 +82,13 @@ class ModelInputs:
             raise ValueError(
                 f"the spatial graph has shape {graph.shape}, expected ({n_obs}, {n_obs})."
             )
+        if use_chunked(counts):  # large or backed on disk: bounded memory, row blocks
+            return cls(
+                _chunked_features(counts, graph, options, batches, random_state),
+                None if graph is None else sp.csr_matrix(graph, dtype=np.float32),
+                counts,
+                graph_source,
+            )
         pcs = expression_pcs(
             counts,
             n_comps=options.n_pcs,
@@ -103,3 +111,25 @@ class ModelInputs:
             features = pca.fit_transform(features)
         scale = float(features[:, 0].std()) or 1.0
         return cls((features / scale).astype(np.float32), graph, counts, graph_source)
+
+
+def _chunked_features(counts, graph, options: FeatureOptions, batches, random_state: int):
+    """The features of :meth:`ModelInputs.build` in row blocks (see ``pp._chunked``)."""
+    pcs = expression_pcs_chunked(
+        counts,
+        n_comps=options.n_pcs,
+        n_top_genes=options.n_top_genes,
+        gene_selection=options.gene_selection,
+        target_sum=options.target_sum,
+        batches=batches,
+        random_state=random_state,
+    )
+    return reduced_spatial_features(
+        pcs,
+        graph,
+        lam=options.lam,
+        hops=options.hops,
+        hop_weighting=options.hop_weighting,
+        n_comps=options.n_comps,
+        random_state=random_state,
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 import torch
 
 from .. import nn as snn
+from .._utils import ScdeepclustInputError, check_in_memory
 from ._inputs import ModelInputs
 from ._options import ModelOptions, TrainOptions
 
@@ -64,6 +66,14 @@ def train_embedding(
         if inputs.counts is None:
             raise ValueError(
                 f"model {model.kind!r} reconstructs counts: ModelInputs.counts is None."
+            )
+        # the count models hold the counts on the device: they cannot stream a backed X
+        check_in_memory(inputs.counts, func=f"model {model.kind!r}", what="the counts")
+        if isinstance(inputs.counts, h5py.Dataset):
+            raise ScdeepclustInputError(
+                f"model {model.kind!r}: the counts are a dense matrix backed on disk; the count "
+                "models hold all counts in memory: use model 'ae' or 'vae', or load the data "
+                "first with adata = adata.to_memory()."
             )
         targets = snn.to_device_tensor(inputs.counts, device)
     n_genes = x.shape[1] if targets is None else targets.shape[1]

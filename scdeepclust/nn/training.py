@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from . import _distributed as _dist
 from .losses import kl_clustering_loss, target_distribution
 from .modules import StudentTClustering
 
@@ -112,15 +113,17 @@ def shuffled_batches(
 ):
     """Shuffled mini-batch indices over ``n`` rows, at most ``max_batches`` of them.
 
-    Batches of a single row are dropped (batch norm needs two).
+    Batches of a single row are dropped (batch norm needs two; two per rank when
+    distributed).
     """
     order = torch.randperm(n, generator=generator)
     if max_batches is not None:
         order = order[: max_batches * batch_size]
     order = order.to(device)
+    smallest = _dist.min_batch_rows()
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        if len(idx) > 1:
+        if len(idx) >= smallest:
             yield idx
 
 
@@ -152,18 +155,26 @@ def pretrain(
     losses: list[float] = []
     best, stale = float("inf"), 0
     model.train()
+    ddp = _dist.data_parallel(model)  # None unless launched distributed (torchrun)
     bar = tqdm(range(config.epochs), desc=desc, disable=not config.verbose, leave=False)
     for _ in bar:
         total, count = 0.0, 0
         for idx in _batches(config, inputs.shape[0], generator, inputs.device):
-            out = model.loss(_rows(inputs, idx), _rows(targets, idx))
+            if ddp is None:
+                out = model.loss(_rows(inputs, idx), _rows(targets, idx))
+            else:
+                idx = _dist.shard(idx)
+                out = ddp(_rows(inputs, idx), _rows(targets, idx))
             optimizer.zero_grad()
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
             total += out["loss"].item() * len(idx)
             count += len(idx)
-        epoch_loss = total / max(count, 1)
+        if ddp is None:
+            epoch_loss = total / max(count, 1)
+        else:
+            epoch_loss = _dist.reduce_mean(total, count, inputs.device)
         check_finite(epoch_loss, desc)
         losses.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
@@ -173,6 +184,8 @@ def pretrain(
             stale += 1
             if stale >= config.patience:
                 break
+    if ddp is not None:
+        _dist.sync_buffers(model)
     return losses
 
 
@@ -230,8 +243,11 @@ def dec_refine(
     kl_hist, recon_hist, change_hist = [], [], []
     previous = None
     converged = False
+    ddp = _dist.data_parallel(model, clustering)  # None unless launched distributed
 
     def assignments():
+        if ddp is not None:
+            _dist.sync_buffers(model)
         with torch.no_grad():
             q_all = clustering(encode(model, inputs))
             q_used = smooth(q_all) if smooth is not None else q_all
@@ -255,15 +271,21 @@ def dec_refine(
             change = float((labels != previous).float().mean().item())
             change_hist.append(change)
             bar.set_postfix(changed=f"{change:.4f}")
-            if change < tol:
+            stop = change < tol if ddp is None else _dist.agree(change < tol, inputs.device)
+            if stop:
                 converged = True
                 break
         previous = labels
         model.train()
         total_kl, total_rec, count = 0.0, 0.0, 0
         for idx in _batches(config, inputs.shape[0], generator, inputs.device):
-            out = model.loss(_rows(inputs, idx), _rows(targets, idx))
-            kl = kl_clustering_loss(p_all[idx], clustering(out["z"]))
+            if ddp is None:
+                out = model.loss(_rows(inputs, idx), _rows(targets, idx))
+                kl = kl_clustering_loss(p_all[idx], clustering(out["z"]))
+            else:
+                idx = _dist.shard(idx)
+                out = ddp(_rows(inputs, idx), _rows(targets, idx))
+                kl = kl_clustering_loss(p_all[idx], out["q"])
             loss = kl + gamma * out["recon"]
             optimizer.zero_grad()
             loss.backward()
@@ -272,13 +294,20 @@ def dec_refine(
             total_kl += kl.item() * len(idx)
             total_rec += out["recon"].item() * len(idx)
             count += len(idx)
-        kl_hist.append(total_kl / max(count, 1))
-        recon_hist.append(total_rec / max(count, 1))
+        if ddp is None:
+            kl_hist.append(total_kl / max(count, 1))
+            recon_hist.append(total_rec / max(count, 1))
+        else:
+            kl_hist.append(_dist.reduce_mean(total_kl, count, inputs.device))
+            recon_hist.append(_dist.reduce_mean(total_rec, count, inputs.device))
         check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
     if anneal and not converged and previous is not None:
         q_used, _, labels = assignments()
         change_hist.append(float((labels != previous).float().mean().item()))
-        converged = change_hist[-1] < tol
+        settled = change_hist[-1] < tol
+        converged = settled if ddp is None else _dist.agree(settled, inputs.device)
     for module, momentum in norms:
         module.momentum = momentum
+    if ddp is not None:
+        _dist.sync_buffers(model)
     return DecResult(q_used, labels, kl_hist, recon_hist, change_hist, converged)

@@ -179,6 +179,21 @@ def spatial_embedding(
     hop_weighting
         ``"equal"`` or ``"linear"`` shares of ``lam`` across hops.
     """
+    weights = hop_weights(lam, hops, hop_weighting)
+    parts = [weights[0] * own]
+    smoothed = own
+    for weight in weights[1:]:
+        smoothed = neighbor_average(smoothed, graph, hops=1)
+        parts.append(weight * smoothed)
+    return np.hstack(parts).astype(np.float32)
+
+
+def hop_weights(lam: float, hops: int, hop_weighting: str = "equal") -> list[float]:
+    """Multipliers of ``[own, avg_1, ..., avg_hops]`` in :func:`spatial_embedding`.
+
+    ``sqrt(1 - lam)`` for the own features and ``sqrt(lam * w_h)`` for hop ``h``, with
+    shares ``w_h`` summing to one: equal, or proportional to ``h`` (``"linear"``).
+    """
     if not 0.0 <= lam <= 1.0:
         raise ScdeepclustInputError(f"spatial_embedding: lam must be in [0, 1], got {lam!r}.")
     _check_hops(hops, "spatial_embedding")
@@ -189,12 +204,7 @@ def spatial_embedding(
         )
     shares = np.ones(hops) if hop_weighting == "equal" else np.arange(1, hops + 1, dtype=float)
     shares = shares / shares.sum() if hops else shares
-    parts = [np.sqrt(1.0 - lam) * own]
-    smoothed = own
-    for share in shares:
-        smoothed = neighbor_average(smoothed, graph, hops=1)
-        parts.append(np.sqrt(lam * share) * smoothed)
-    return np.hstack(parts).astype(np.float32)
+    return [float(np.sqrt(1.0 - lam))] + [float(np.sqrt(lam * w)) for w in shares]
 
 
 def neighbor_features(

@@ -15,6 +15,7 @@ from .._utils import (
     highly_variable_genes_of,
 )
 from ..engine import FeatureOptions, ModelInputs
+from ..pp._chunked import is_backed
 from ..pp._spatial_neighbors import CONNECTIVITIES_KEY, spatial_graph
 
 
@@ -38,7 +39,10 @@ def model_inputs(
     """
     batch_key, random_state = arguments["batch_key"], arguments["random_state"]
     connectivities_key = arguments.get("connectivities_key", CONNECTIVITIES_KEY)
-    counts = counts_of(adata, arguments.get("layer"), func=func)
+    if is_backed(adata.X) and arguments.get("layer") is None:
+        counts = adata.X  # validated block by block as it is read
+    else:
+        counts = counts_of(adata, arguments.get("layer"), func=func)
     batches = batch_labels(adata, batch_key, func=func)
     genes = highly_variable_genes_of(adata, features.use_highly_variable, func=func)
     graph, graph_record = None, None

@@ -1,0 +1,361 @@
+"""Bounded-memory model features: the expression PCs and neighbour features in row blocks.
+
+The in-memory path (:func:`expression_pcs`, :func:`spatial_embedding` and a PCA) holds the
+log-normalised genes and the ``n_obs x (hops + 1) n_pcs`` neighbour features densely. Above
+:data:`CHUNKED_MIN_OBS` observations, or whenever ``X`` is backed on disk, the same steps are
+done on row blocks of ``X`` so that memory grows with ``n_obs x (n_pcs + n_comps)`` only:
+
+1. library sizes (one pass; the median is the default target);
+2. per-sample gene statistics of the log-normalised block (sums, sums of squares, the same
+   of ``expm1`` for Scanpy's ``seurat`` dispersions, detection counts), accumulated in
+   float64 in one pass; they select the genes and standardise them;
+3. the expression PCA is fitted on at most :data:`FIT_OBS` standardised rows (a seeded
+   subsample) and applied to every block;
+4. the neighbour averages are sparse products, the last hop per row block; the final PCA is
+   fitted on the subsample's rows and applied block by block.
+
+Everything is float32 except the statistics. Blocks are read with ``X[start:stop]``, which
+works for numpy arrays, scipy sparse matrices, ``h5py`` datasets and anndata's backed sparse
+matrices alike, so an AnnData opened with ``backed="r"`` is never loaded whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._utils import ScdeepclustInputError, is_backed_sparse
+from ._features import hop_weights, pca_model
+from ._spatial_neighbors import row_normalized
+
+#: Above this many observations the features are computed in row blocks (bounded memory);
+#: at or below it the in-memory path runs unchanged. ``SCDEEPCLUST_CHUNKED_MIN_OBS`` in the
+#: environment overrides it (benchmarks use it to compare both paths at one size).
+CHUNKED_MIN_OBS = 200_000
+#: Rows per block (fewer for wide data: see :data:`BLOCK_VALUES`).
+CHUNK_ROWS = 16_384
+#: At most this many values in a dense block (rows x genes), 64 MB in float32.
+BLOCK_VALUES = 2**24
+#: Rows the PCAs of the chunked path are fitted on (a seeded subsample when there are more).
+FIT_OBS = 50_000
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def is_backed(X) -> bool:
+    """Whether ``X`` is on disk (an ``h5py`` dataset or anndata's backed sparse matrix)."""
+    return isinstance(X, h5py.Dataset) or is_backed_sparse(X)
+
+
+def chunked_min_obs() -> int:
+    """The size threshold of the chunked path (:data:`CHUNKED_MIN_OBS` or the environment)."""
+    value = os.environ.get("SCDEEPCLUST_CHUNKED_MIN_OBS")
+    return int(value) if value else CHUNKED_MIN_OBS
+
+
+def use_chunked(X) -> bool:
+    """Whether the features of ``X`` are computed in row blocks (large or backed ``X``)."""
+    return is_backed(X) or X.shape[0] > chunked_min_obs()
+
+
+def row_blocks(n_obs: int, chunk: int = CHUNK_ROWS) -> Iterator[slice]:
+    """Consecutive row slices of at most ``chunk`` rows."""
+    for start in range(0, n_obs, chunk):
+        yield slice(start, min(start + chunk, n_obs))
+
+
+def read_block(X, rows: slice):
+    """Rows ``rows`` of ``X`` in memory: a float32 CSR matrix or a float32 array."""
+    block = X[rows]
+    if sp.issparse(block):
+        return sp.csr_matrix(block, dtype=np.float32)
+    return np.asarray(block, dtype=np.float32)
+
+
+def _check_block(block, func: str, what: str, dtype) -> None:
+    data = block.data if sp.issparse(block) else block
+    if data.size == 0:
+        return
+    if not np.isfinite(data).all():
+        raise ScdeepclustInputError(f"{func}: {what} contains NaN or inf values.")
+    if data.min() < 0:
+        raise ScdeepclustInputError(
+            f"{func}: {what} contains negative values (min {data.min():g}); "
+            "expected non-negative counts."
+        )
+    if data.max() > _FLOAT32_MAX:
+        raise ScdeepclustInputError(
+            f"{func}: {what} holds values beyond float32's range; these are not counts."
+        )
+
+
+def check_counts_blocks(X, *, func: str, what: str = "adata.X", chunk: int = CHUNK_ROWS):
+    """Validate counts block by block and return the float64 library sizes (one pass)."""
+    dtype = X.dtype
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise ScdeepclustInputError(f"{func}: {what} must be numeric, got dtype {dtype}.")
+    libsize = np.empty(X.shape[0])
+    for rows in row_blocks(X.shape[0], chunk):
+        block = X[rows]
+        if sp.issparse(block):
+            block = sp.csr_matrix(block)
+        else:
+            block = np.asarray(block)
+        _check_block(block, func, what, dtype)
+        libsize[rows] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+    return libsize
+
+
+def _lognorm_block(block, scale: np.ndarray):
+    """``log1p(scale * block)`` in float32, keeping sparsity (as :func:`log_normalize`)."""
+    if sp.issparse(block):
+        out = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ block)
+        np.log1p(out.data, out=out.data)
+        return out
+    return np.log1p(block * scale[:, None].astype(np.float32))
+
+
+class _GeneStats:
+    """Per-sample sums over rows, accumulated block by block in float64."""
+
+    def __init__(self, n_groups: int, n_vars: int):
+        shape = (n_groups, n_vars)
+        self.n = np.zeros(n_groups)
+        self.s1, self.s2 = np.zeros(shape), np.zeros(shape)  # log-normalised
+        self.e1, self.e2 = np.zeros(shape), np.zeros(shape)  # expm1 (Scanpy's seurat)
+        self.nnz = np.zeros(shape)
+
+    def add(self, lognorm, codes: np.ndarray, n_groups: int) -> None:
+        onehot = sp.csr_matrix(
+            (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_groups, len(codes))
+        )
+        self.n += np.asarray(onehot.sum(axis=1)).ravel()
+        if sp.issparse(lognorm):
+            lognorm = lognorm.astype(np.float64)
+            expm1 = lognorm.copy()
+            np.expm1(expm1.data, out=expm1.data)
+            square, esquare = lognorm.multiply(lognorm), expm1.multiply(expm1)
+            present = (lognorm != 0).astype(np.float64)
+        else:
+            lognorm = lognorm.astype(np.float64)
+            expm1 = np.expm1(lognorm)
+            square, esquare, present = lognorm**2, expm1**2, (lognorm != 0).astype(np.float64)
+        for total, part in (
+            (self.s1, lognorm),
+            (self.s2, square),
+            (self.e1, expm1),
+            (self.e2, esquare),
+            (self.nnz, present),
+        ):
+            total += np.asarray((onehot @ part).todense() if sp.issparse(part) else onehot @ part)
+
+    def mean_var(self, first: np.ndarray, second: np.ndarray, ddof: int = 0):
+        n = np.maximum(self.n, 1)[:, None]
+        mean = first / n
+        var = np.maximum(second / n - mean**2, 0.0)
+        if ddof:
+            var = var * n / np.maximum(n - ddof, 1)
+        return mean, var
+
+
+def _seurat_table(mean_e: np.ndarray, var_e: np.ndarray, n_top_genes: int) -> pd.DataFrame:
+    """Scanpy's ``seurat`` dispersions of one sample from ``expm1`` means and variances."""
+    mean = mean_e.copy()
+    mean[mean == 0] = 1e-12
+    dispersion = var_e / mean
+    dispersion[dispersion == 0] = np.nan
+    dispersion = np.log(dispersion)
+    mean = np.log1p(mean)
+    df = pd.DataFrame({"means": mean, "dispersions": dispersion})
+    df["mean_bin"] = pd.cut(df["means"], bins=20)
+    stats = df.groupby("mean_bin", observed=True)["dispersions"].agg(avg="mean", dev="std")
+    single = stats["dev"].isnull()
+    stats.loc[single, "dev"] = stats.loc[single, "avg"]
+    stats.loc[single, "avg"] = 0
+    stats = stats.loc[df["mean_bin"]].set_index(df.index)
+    norm = ((df["dispersions"] - stats["avg"]) / stats["dev"]).to_numpy()
+    finite = np.sort(norm[~np.isnan(norm)])[::-1]
+    cut = finite[min(n_top_genes, finite.size) - 1] if finite.size else np.inf
+    return pd.DataFrame({"dispersions_norm": norm, "hv": np.nan_to_num(norm, nan=-np.inf) >= cut})
+
+
+def _select_genes(stats: _GeneStats, n_top_genes: int, gene_selection: str, batched: bool):
+    """The gene mask of :func:`highly_variable` / :func:`variance_genes` from statistics."""
+    n_vars = stats.s1.shape[1]
+    if n_vars <= n_top_genes:
+        return np.ones(n_vars, dtype=bool)
+    mask = np.zeros(n_vars, dtype=bool)
+    if gene_selection == "variance":
+        _, var = stats.mean_var(stats.s1, stats.s2)
+        variance = (var * stats.n[:, None]).sum(axis=0)
+        mask[np.argsort(-variance, kind="stable")[:n_top_genes]] = True
+        return mask
+    mean_e, var_e = stats.mean_var(stats.e1, stats.e2, ddof=1)
+    _, var_l = stats.mean_var(stats.s1, stats.s2)
+    informative = [g for g in range(len(stats.n)) if var_l[g].max() > 0]
+    if not informative:
+        return mask
+    if not batched:
+        return _seurat_table(mean_e[0], var_e[0], n_top_genes)["hv"].to_numpy()
+    # Scanpy's batched seurat: genes unexpressed in a sample count as 0 there; genes are
+    # ranked by the number of samples that select them, ties broken by mean dispersion
+    nbatches, norm_sum = np.zeros(n_vars), np.zeros(n_vars)
+    for g in informative:
+        expressed = stats.nnz[g] > 0
+        table = _seurat_table(mean_e[g, expressed], var_e[g, expressed], n_top_genes)
+        nbatches[expressed] += table["hv"].to_numpy()
+        norm_sum[expressed] += np.nan_to_num(table["dispersions_norm"].to_numpy(), nan=0.0)
+    norm = norm_sum / len(informative)
+    order = np.lexsort((-norm, -nbatches))
+    mask[order[:n_top_genes]] = True
+    return mask
+
+
+def _standardize_block(block: np.ndarray, rows_codes, mean, std, clip: float = 10.0):
+    return np.clip((block - mean[rows_codes]) / std[rows_codes], -clip, clip).astype(np.float32)
+
+
+def _fit_rows(n_obs: int, random_state: int, fit_obs: int | None = None) -> np.ndarray:
+    fit_obs = FIT_OBS if fit_obs is None else fit_obs
+    if n_obs <= fit_obs:
+        return np.arange(n_obs)
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n_obs, fit_obs, replace=False))
+
+
+def expression_pcs_chunked(
+    X,
+    *,
+    n_comps: int = 50,
+    n_top_genes: int = 2000,
+    gene_selection: str = "seurat",
+    target_sum: float | None = None,
+    batches: np.ndarray | None = None,
+    random_state: int = 0,
+    chunk: int = CHUNK_ROWS,
+    func: str = "expression_pcs",
+) -> np.ndarray:
+    """:func:`expression_pcs` in row blocks of ``X`` (in memory or backed on disk).
+
+    The genes are selected and standardised from statistics over all rows; the PCA is fitted
+    on at most :data:`FIT_OBS` rows and applied to all. Returns ``n_obs x n_comps`` float32.
+    """
+    if gene_selection not in ("seurat", "variance"):
+        raise ScdeepclustInputError(
+            f"expression_pcs: unknown gene_selection {gene_selection!r}; "
+            "valid choices are 'seurat' and 'variance'."
+        )
+    if sp.issparse(X) and not isinstance(X, sp.csr_matrix | sp.csr_array):
+        X = sp.csr_matrix(X)
+    n_obs, n_vars = X.shape
+    # wide data: fewer rows per block, so a dense (float64 statistics) block stays small
+    chunk = max(64, min(chunk, BLOCK_VALUES // (8 * n_vars)))
+    libsize = check_counts_blocks(X, func=func, chunk=chunk)
+    if target_sum is None:
+        positive = libsize[libsize > 0]
+        target_sum = float(np.median(positive)) if positive.size else 1.0
+    scale = np.divide(target_sum, libsize, out=np.zeros_like(libsize), where=libsize > 0)
+    if batches is None:
+        codes, n_groups = np.zeros(n_obs, dtype=np.int64), 1
+    else:
+        codes, uniques = pd.factorize(np.asarray(batches))
+        n_groups = len(uniques)
+
+    stats = _GeneStats(n_groups, n_vars)
+    for rows in row_blocks(n_obs, chunk):
+        stats.add(_lognorm_block(read_block(X, rows), scale[rows]), codes[rows], n_groups)
+    hvg = _select_genes(stats, n_top_genes, gene_selection, batches is not None)
+    mean, var = stats.mean_var(stats.s1[:, hvg], stats.s2[:, hvg])
+    std = np.sqrt(var)
+    std[std == 0] = 1.0
+    mean, std = mean.astype(np.float32), std.astype(np.float32)
+    if not hvg.any() or not (var > 0).any():
+        raise ScdeepclustInputError(
+            "expression_pcs: no gene varies across observations (the counts are all zero or "
+            "every gene is constant), so there is nothing to cluster; check that X holds counts."
+        )
+
+    def standardized(rows):
+        lognorm = _lognorm_block(read_block(X, rows), scale[rows])[:, hvg]
+        lognorm = lognorm.toarray() if sp.issparse(lognorm) else lognorm
+        return _standardize_block(lognorm, codes[rows], mean, std)
+
+    fit = _fit_rows(n_obs, random_state)
+    sample = []
+    for rows in row_blocks(n_obs, chunk):
+        local = fit[(fit >= rows.start) & (fit < rows.stop)] - rows.start
+        if local.size:
+            sample.append(standardized(rows)[local])
+    sample = np.vstack(sample)
+    pca = pca_model((n_obs, sample.shape[1]), n_comps, random_state=random_state)
+    if pca.n_components < 1:
+        raise ScdeepclustInputError(
+            f"expression_pcs: too little data for PCA ({n_obs} x {sample.shape[1]})."
+        )
+    pca = pca_model(sample.shape, pca.n_components, random_state=random_state).fit(sample)
+    del sample
+    out = np.empty((n_obs, pca.n_components_), dtype=np.float32)
+    for rows in row_blocks(n_obs, chunk):
+        out[rows] = pca.transform(standardized(rows))
+    return out
+
+
+def reduced_spatial_features(
+    pcs: np.ndarray,
+    graph: sp.spmatrix | None,
+    *,
+    lam: float,
+    hops: int,
+    n_comps: int,
+    hop_weighting: str = "equal",
+    random_state: int = 0,
+    chunk: int = CHUNK_ROWS,
+) -> np.ndarray:
+    """:func:`spatial_embedding` then its PCA to ``n_comps``, one row block at a time.
+
+    The ``n_obs x (hops + 1) n_pcs`` matrix is never formed: the averages up to hop
+    ``hops - 1`` are kept (``n_obs x n_pcs`` each), the last hop and the concatenation are
+    made per block, and the PCA is fitted on at most :data:`FIT_OBS` rows. Scaled so the
+    first component has unit variance; float32.
+    """
+    n_obs = pcs.shape[0]
+    pcs = np.asarray(pcs, dtype=np.float32)
+    if graph is None:
+        weights, kept, operator = [1.0], [pcs], None
+    else:
+        weights = hop_weights(lam, hops, hop_weighting)
+        operator = row_normalized(graph, self_loops=True)
+        kept = [pcs]
+        for _ in range(hops - 1):
+            kept.append(np.asarray(operator @ kept[-1], dtype=np.float32))
+
+    def block(rows):
+        parts = [np.float32(w) * part[rows] for w, part in zip(weights, kept)]
+        if operator is not None and hops:
+            last = np.asarray(operator[rows] @ kept[-1], dtype=np.float32)
+            parts.append(np.float32(weights[-1]) * last)
+        return np.hstack(parts).astype(np.float32, copy=False)
+
+    n_features = pcs.shape[1] * len(weights)
+    pca = pca_model((n_obs, n_features), n_comps, random_state=random_state)
+    fit = _fit_rows(n_obs, random_state)
+    out = None
+    if pca.n_components < n_features:
+        sample = block(fit)
+        pca = pca_model(sample.shape, pca.n_components, random_state=random_state).fit(sample)
+        del sample
+        out = np.empty((n_obs, pca.n_components_), dtype=np.float32)
+        for rows in row_blocks(n_obs, chunk):
+            out[rows] = pca.transform(block(rows))
+    else:
+        out = np.empty((n_obs, n_features), dtype=np.float32)
+        for rows in row_blocks(n_obs, chunk):
+            out[rows] = block(rows)
+    scale = float(out[:, 0].std(dtype=np.float64)) or 1.0
+    out /= np.float32(scale)
+    return out
