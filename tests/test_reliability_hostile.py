@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 N_OBS, N_VARS = 60, 12
 TINY = {
     "features": {"n_top_genes": 10, "n_pcs": 5, "n_comps": 4},
-    "model": {"n_latent": 3, "hidden": (8,)},
+    "model": {"n_latent": 3, "hidden": (8,), "n_members": 1},
     "train": {"epochs": 3},
     "verbose": False,
     "device": "cpu",

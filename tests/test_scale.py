@@ -21,10 +21,12 @@ import scdeepclust.pp._chunked as chunked
 from scdeepclust._utils import ScdeepclustInputError
 from scdeepclust.engine import FeatureOptions, ModelInputs
 from scdeepclust.pp import highly_variable, log_normalize, variance_genes
-from scdeepclust.tl._inputs import spatial_graph_for
+from scdeepclust.pp._spatial_neighbors import spatial_graph
 
 TESTS = Path(__file__).resolve().parent
-FAST = dict(train={"epochs": 5}, refine={"epochs": 5}, device="cpu", verbose=False)
+FAST = dict(
+    model={"n_members": 1}, train={"epochs": 30}, refine={"epochs": 10}, device="cpu", verbose=False
+)
 
 
 def _r2(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -39,7 +41,7 @@ def _r2(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
 def test_chunked_features_span_the_in_memory_features(batched, monkeypatch):
     adata = sdc.datasets.synthetic(n_obs=1500, n_vars=80, n_domains=3, random_state=3)
     batches = np.where(np.arange(adata.n_obs) % 2, "a", "b") if batched else None
-    graph, _ = spatial_graph_for(adata, n_neighs=6, batches=batches, func="test")
+    graph, _ = spatial_graph(adata, n_neighs=6, batches=batches, func="test")
     options = FeatureOptions(n_pcs=30, n_comps=10)
     memory = ModelInputs.build(adata.X, graph, options=options, batches=batches).features
     monkeypatch.setattr(chunked, "CHUNKED_MIN_OBS", 0)

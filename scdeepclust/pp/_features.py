@@ -37,10 +37,14 @@ def standardize(X, batches: np.ndarray | None = None, clip: float = 10.0) -> np.
     )
     for rows in groups:
         block = X[rows]
-        mean = block.mean(axis=0)
-        std = block.std(axis=0)
-        std[std == 0] = 1.0
-        X[rows] = np.clip((block - mean) / std, -clip, clip)
+        mean = block.mean(axis=0, dtype=np.float64)
+        std = block.std(axis=0, dtype=np.float64)
+        # constant genes (up to float32 rounding of their mean) become 0, not amplified noise
+        constant = std <= 1e-6 * np.maximum(np.abs(mean), 1e-30)
+        std[constant] = 1.0
+        scaled = np.clip((block - mean) / std, -clip, clip)
+        scaled[:, constant] = 0.0
+        X[rows] = scaled
     return X
 
 

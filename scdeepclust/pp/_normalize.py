@@ -217,13 +217,11 @@ def variance_genes(lognorm, n_top_genes: int, batches: pd.Series | None = None) 
     lognorm
         Log-normalised expression, observations x genes (dense or sparse).
     n_top_genes
-        Genes kept (all when there are no more).
+        Genes kept (all that vary when there are no more).
     batches
         Optional per-observation sample labels.
     """
     n_vars = lognorm.shape[1]
-    if n_vars <= n_top_genes:
-        return np.ones(n_vars, dtype=bool)
     groups = (
         [np.arange(lognorm.shape[0])]
         if batches is None
@@ -237,5 +235,7 @@ def variance_genes(lognorm, n_top_genes: int, batches: pd.Series | None = None) 
         second = np.asarray(square.mean(axis=0), dtype=np.float64).ravel()
         variance += (second - mean**2) * len(rows)
     mask = np.zeros(n_vars, dtype=bool)
-    mask[np.argsort(-variance, kind="stable")[:n_top_genes]] = True
+    top = np.argsort(-variance, kind="stable")[:n_top_genes]
+    # a constant gene is not variable, even when rounding leaves it a tiny variance
+    mask[top[variance[top] > 1e-8 * lognorm.shape[0]]] = True
     return mask
