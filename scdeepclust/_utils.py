@@ -132,7 +132,12 @@ def check_counts(X, *, func: str, what: str = "adata.X") -> None:
     """Raise if the matrix is backed on disk or holds NaN/inf, negative values or values
     beyond float32's range (the precision the package computes in)."""
     check_in_memory(X, func=func, what=what)
-    data = X.data if sp.issparse(X) else np.asarray(X)
+    check_count_values(X.data if sp.issparse(X) else np.asarray(X), func=func, what=what)
+
+
+def check_count_values(data: np.ndarray, *, func: str, what: str = "adata.X") -> None:
+    """Raise if ``data`` (a dense array or a sparse matrix's stored values) is not numeric or
+    holds NaN/inf, negative values or values beyond float32's range."""
     if data.size == 0:
         return
     if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):

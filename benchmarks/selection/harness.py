@@ -8,6 +8,7 @@ scored on a family only when chosen on the others (:mod:`select`).
 
 from __future__ import annotations
 
+import sys
 import time
 from functools import cache
 from pathlib import Path
@@ -25,19 +26,9 @@ import scdeepclust as sdc
 from scdeepclust import nn as snn
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
 DATA = (ROOT / ".." / "shared" / "data").resolve()
-
-FAMILIES = {
-    "DLPFC": ["151507", "151508", "151669", "151673", "151674"],
-    "osmFISH": ["osmFISH"],
-    "BaristaSeq": ["baristaseq_slice1"],
-    "STARmap": ["starmap_mpfc_BZ5"],
-    "HER2ST": ["her2st_A1", "her2st_B1", "her2st_C1", "her2st_D1"],
-}
-
-
-def family_of(section: str) -> str:
-    return next(f for f, members in FAMILIES.items() if section in members)
 
 
 @cache

@@ -19,8 +19,9 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, fowlkes_mallows_score
 from sklearn.mixture import GaussianMixture
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import BASE, FAMILIES, ROOT, n_domains, score, spatial_features  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import FAMILIES  # noqa: E402
+from harness import BASE, ROOT, n_domains, score, spatial_features  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "kselect_runs.csv"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import FAMILIES, ROOT, family_of  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import FAMILIES, family_of  # noqa: E402
+from harness import ROOT  # noqa: E402
 
 LOG = ROOT / "benchmarks" / "results" / "selection_runs.csv"
 OUT = ROOT / "benchmarks" / "results" / "selection.md"

@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import FAMILIES, ROOT, run_config  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import FAMILIES  # noqa: E402
+from harness import ROOT, run_config  # noqa: E402
 
 LOG = ROOT / "benchmarks" / "results" / "selection_runs.csv"
 COLUMNS = ["config", "section", "seed", "ari", "nmi", "seconds", "converged", "epochs", "spec"]

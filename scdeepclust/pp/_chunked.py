@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._utils import ScdeepclustInputError, is_backed_sparse
+from .._utils import ScdeepclustInputError, check_count_values, is_backed_sparse
 from ._features import hop_weights, pca_model
 from ._spatial_neighbors import row_normalized
 
@@ -43,8 +43,6 @@ CHUNK_ROWS = 16_384
 BLOCK_VALUES = 2**24
 #: Rows the PCAs of the chunked path are fitted on (a seeded subsample when there are more).
 FIT_OBS = 50_000
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def is_backed(X) -> bool:
@@ -77,23 +75,6 @@ def read_block(X, rows: slice):
     return np.asarray(block, dtype=np.float32)
 
 
-def _check_block(block, func: str, what: str, dtype) -> None:
-    data = block.data if sp.issparse(block) else block
-    if data.size == 0:
-        return
-    if not np.isfinite(data).all():
-        raise ScdeepclustInputError(f"{func}: {what} contains NaN or inf values.")
-    if data.min() < 0:
-        raise ScdeepclustInputError(
-            f"{func}: {what} contains negative values (min {data.min():g}); "
-            "expected non-negative counts."
-        )
-    if data.max() > _FLOAT32_MAX:
-        raise ScdeepclustInputError(
-            f"{func}: {what} holds values beyond float32's range; these are not counts."
-        )
-
-
 def check_counts_blocks(X, *, func: str, what: str = "adata.X", chunk: int = CHUNK_ROWS):
     """Validate counts block by block and return the float64 library sizes (one pass)."""
     dtype = X.dtype
@@ -106,7 +87,7 @@ def check_counts_blocks(X, *, func: str, what: str = "adata.X", chunk: int = CHU
             block = sp.csr_matrix(block)
         else:
             block = np.asarray(block)
-        _check_block(block, func, what, dtype)
+        check_count_values(block.data if sp.issparse(block) else block, func=func, what=what)
         libsize[rows] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
     return libsize
 
