@@ -202,12 +202,19 @@ def k_evidence(result, chooser) -> dict[str, float]:
 
 def warn_if_off(result, chooser, refine: RefineOptions) -> None:
     """Warn when refinement did not converge, or an estimated k is at the searched edge."""
-    changes = result.history.get("label_change") or []
+    changes = list(result.history.get("label_change", []))
+    members = list(result.history.get("member_converged", []))
     if not result.converged and changes:
+        which = (
+            f"{members.count(False)} of {len(members)} ensemble members did not settle; "
+            if members
+            else ""
+        )
         warnings.warn(
-            f"{_FUNC}: refinement did not converge: {changes[-1]:.2%} of labels still changed "
-            f"in the last of {len(changes)} epochs (tol {refine.tol:.2%}); the labels depend on "
-            "the epoch cap. Raise refine={'epochs': ...} or use refine={'anneal': True}.",
+            f"{_FUNC}: refinement did not converge: {which}{changes[-1]:.2%} of labels changed "
+            f"in the last of {len(changes)} epochs of the first member (tol {refine.tol:.2%}); "
+            "the labels depend on the epoch cap. Raise refine={'epochs': ...} or use "
+            "refine={'anneal': True}.",
             UserWarning,
             stacklevel=3,
         )
