@@ -79,6 +79,7 @@ def detect_collapse(
     embedding: np.ndarray | None = None,
     *,
     max_fraction: float = 0.9,
+    count_empty: bool = True,
 ) -> list[str]:
     """Reasons why a clustering looks degenerate (an empty list when it looks healthy).
 
@@ -92,13 +93,17 @@ def detect_collapse(
         The representation that was clustered; flagged when (nearly) constant.
     max_fraction
         Flag a single cluster holding more than this fraction of observations.
+    count_empty
+        Flag empty clusters. :class:`SpatialDEC` treats them apart: a refinement that merges
+        a small domain into its neighbour is kept (and recorded), while one dominant cluster
+        or a constant embedding is a collapse that it recovers from.
     """
     reasons = []
     if labels is not None and np.size(labels):
         labels = np.asarray(labels)
         counts = np.bincount(labels, minlength=n_clusters)
         used = int((counts > 0).sum())
-        if used < n_clusters:
+        if count_empty and used < n_clusters:
             reasons.append(f"{n_clusters - used} of {n_clusters} clusters are empty")
         if counts.max() / labels.size > max_fraction:
             reasons.append(
@@ -360,8 +365,13 @@ class SpatialDEC:
             )  # fmt: skip
             labels = dec.labels.cpu().numpy()
             latent = snn.encode(trained.model, trained.inputs).cpu().numpy()
-            reasons = detect_collapse(labels, n_clusters, latent)
+            reasons = detect_collapse(labels, n_clusters, latent, count_empty=False)
             if not reasons:
+                empty = detect_collapse(labels, n_clusters)  # a merged domain is not a collapse
+                if empty:
+                    events.append(
+                        {"stage": "refine", "reasons": empty, "action": "kept: fewer domains"}
+                    )
                 history.update(kl_loss=dec.kl, recon_loss=dec.recon, label_change=dec.label_change)
                 proba = dec.q.cpu().numpy()
                 return Clustering(

@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from anndata import AnnData
 from scanpy import logging as logg
 
@@ -215,6 +216,15 @@ def warn_if_off(result, chooser, refine: RefineOptions) -> None:
             f"in the last of {len(changes)} epochs of the first member (tol {refine.tol:.2%}); "
             "the labels depend on the epoch cap. Raise refine={'epochs': ...} or use "
             "refine={'anneal': True}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    used = len(np.unique(result.labels))
+    if used < result.n_clusters:
+        warnings.warn(
+            f"{_FUNC}: found {used} domains, fewer than the {result.n_clusters} asked for: "
+            "refinement merged the smallest into their neighbours (recorded in "
+            "uns[key]['collapse']['events']).",
             UserWarning,
             stacklevel=3,
         )
