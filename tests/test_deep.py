@@ -226,3 +226,22 @@ def test_joint_slices_graph_within_samples_and_domains_found(fast):
     # identical tissue in both slices: the same spot gets the same domain in both
     labels = joint.obs["deep_cluster"].to_numpy()
     assert (labels[:900] == labels[900:]).mean() > 0.9
+
+
+def test_a_merged_domain_is_kept_recorded_and_warned(small_adata, monkeypatch, fast):
+    from scdeepclust.engine import _dec
+
+    real = _dec.run_dec
+
+    def merging(*args, **kwargs):  # refinement empties cluster 2 into cluster 1
+        result = real(*args, **kwargs)
+        result.labels = torch.where(result.labels == 2, 1, result.labels)
+        return result
+
+    monkeypatch.setattr(_dec, "run_dec", merging)
+    with pytest.warns(UserWarning, match="found 2 domains, fewer than the 3 asked for"):
+        sdc.tl.deep_cluster(small_adata, 3, **fast.dc)
+    record = small_adata.uns["deep_cluster"]
+    events = record["collapse"]["events"]
+    assert [events[k]["action"] for k in sorted(events)] == ["kept: fewer domains"]
+    assert small_adata.obs["deep_cluster"].nunique() == 2  # the refined labels, not the init
