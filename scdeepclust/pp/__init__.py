@@ -5,6 +5,7 @@ The AnnData-facing functions (``spatial_neighbors``, ``normalize``, ``minmax_sca
 arrays out) that the engine builds its model inputs from.
 """
 
+from ._chunked import is_backed
 from ._features import (
     expression_pcs,
     neighbor_average,
@@ -14,7 +15,13 @@ from ._features import (
     standardize,
 )
 from ._normalize import highly_variable, log_normalize, minmax_scale, normalize, variance_genes
-from ._spatial_neighbors import knn_graph, row_normalized, spatial_neighbors
+from ._spatial_neighbors import (
+    CONNECTIVITIES_KEY,
+    knn_graph,
+    row_normalized,
+    spatial_graph,
+    spatial_neighbors,
+)
 
 __all__ = [
     "spatial_neighbors",
@@ -23,6 +30,9 @@ __all__ = [
     "neighbor_features",
     # array functions
     "knn_graph",
+    "spatial_graph",
+    "CONNECTIVITIES_KEY",
+    "is_backed",
     "row_normalized",
     "log_normalize",
     "highly_variable",

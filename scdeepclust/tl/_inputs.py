@@ -15,8 +15,7 @@ from .._utils import (
     highly_variable_genes_of,
 )
 from ..engine import FeatureOptions, ModelInputs
-from ..pp._chunked import is_backed
-from ..pp._spatial_neighbors import CONNECTIVITIES_KEY, spatial_graph
+from ..pp import CONNECTIVITIES_KEY, is_backed, spatial_graph
 
 
 def model_inputs(
