@@ -8,6 +8,7 @@ arrays out) that the engine builds its model inputs from.
 from ._chunked import is_backed
 from ._features import (
     expression_pcs,
+    hop_weights,
     neighbor_average,
     neighbor_features,
     pca_model,
@@ -42,4 +43,5 @@ __all__ = [
     "pca_model",
     "neighbor_average",
     "spatial_embedding",
+    "hop_weights",
 ]
