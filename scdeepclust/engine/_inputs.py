@@ -90,14 +90,7 @@ class ModelInputs:
                 graph_source,
             )
         pcs = expression_pcs(
-            counts,
-            n_comps=options.n_pcs,
-            n_top_genes=options.n_top_genes,
-            gene_selection=options.gene_selection,
-            target_sum=options.target_sum,
-            batches=batches,
-            random_state=random_state,
-            genes=genes,
+            counts, **_pcs_options(options), batches=batches, random_state=random_state, genes=genes
         )
         if graph is not None:
             graph = sp.csr_matrix(graph, dtype=np.float32)
@@ -113,16 +106,20 @@ class ModelInputs:
         return cls((features / scale).astype(np.float32), graph, counts, graph_source)
 
 
+def _pcs_options(options: FeatureOptions) -> dict:
+    """The expression-PC keywords of a :class:`FeatureOptions` group."""
+    return {
+        "n_comps": options.n_pcs,
+        "n_top_genes": options.n_top_genes,
+        "gene_selection": options.gene_selection,
+        "target_sum": options.target_sum,
+    }
+
+
 def _chunked_features(counts, graph, options: FeatureOptions, batches, random_state: int):
     """The features of :meth:`ModelInputs.build` in row blocks (see ``pp._chunked``)."""
     pcs = expression_pcs_chunked(
-        counts,
-        n_comps=options.n_pcs,
-        n_top_genes=options.n_top_genes,
-        gene_selection=options.gene_selection,
-        target_sum=options.target_sum,
-        batches=batches,
-        random_state=random_state,
+        counts, **_pcs_options(options), batches=batches, random_state=random_state
     )
     return reduced_spatial_features(
         pcs,
