@@ -229,8 +229,13 @@ class SpatialDEC:
     Pretrains an autoencoder on the features, initialises clusters on its latent space
     (tied GMM or KMeans) and refines encoder and Student-t centroids on KL(P || Q) +
     ``gamma`` x reconstruction, with the soft assignment Q averaged over the spatial graph
-    before the target P is formed, until fewer than ``tol`` of the labels change per epoch.
-    Degenerate solutions are detected, warned about and recovered from.
+    before the target P is formed, until fewer than ``tol`` of the labels change per epoch
+    (with ``refine.anneal`` the learning rate decays to zero so they settle). With
+    ``model.n_members`` > 1 several autoencoders (seeds ``random_state + 1000 i``) are
+    pretrained and clustered, and their soft assignments are averaged after matching clusters
+    (:func:`consensus_of`). Degenerate solutions (one dominant cluster, a constant embedding)
+    are detected, warned about and recovered from; a refinement that merges a small domain is
+    kept and recorded.
 
     Parameters
     ----------
@@ -264,8 +269,8 @@ class SpatialDEC:
         Degenerate states met and what was done (dicts: stage, reasons, action).
     n_clusters_, n_clusters_source_
         The number of clusters used and where it came from.
-    member_
-        The pretrained :class:`Member`, reusable by :meth:`cluster`.
+    member_, members_
+        The (first) pretrained :class:`Member` and all of them, reusable by :meth:`cluster`.
     """
 
     def __init__(
