@@ -46,15 +46,17 @@ NOTES = """## What was tried, what was chosen, what did not help
   consensus (`deep:m5`): very stable but lower on DLPFC (.55 vs .59 on 151507) and 5x the
   time; stopped. DEC initialised from the features' GMM (`deep:finit_*`): no gain on
   DLPFC; stopped. Reconstruction weight 3 (`deep:gamma3`): stopped for time.
+- **Unbalanced DEC target** (p proportional to q^2 without DEC's division by cluster
+  frequency, `deep:m3align_anneal_nobal`, DLPFC only): 151669 .40 (+.05) and 151673 .54,
+  but 151507 and 151674 lower; DLPFC mean .496, no net gain.
 - **Choosing k.** On the floor's features, within-k stability picks 3 almost everywhere
   and BIC keeps falling with k; CellCharter's two-sided stability (agreement of the
   clusterings at k with those at k - 1 and k + 1) was within +-1 of the true k on 3 of 5
   DLPFC slices and most other sections (`kselect_runs.csv`): it is the default
   (`engine.StabilityK`).
 - **Honest gaps.** No configuration tried beats the linear floor on every tissue family;
-  DEC loses on DLPFC 151669 (.34 vs .40) whatever its input or initialisation, which points
-  at its objective (cluster-size balancing in the target distribution) rather than the
-  features.
+  DEC loses on DLPFC 151669 (.34 vs .40) whatever its input or initialisation; removing the
+  target's cluster-size balancing recovers 151669 but costs other slices.
 """
 
 
