@@ -28,6 +28,7 @@ from sklearn.mixture import GaussianMixture
 from .. import nn as snn
 from .._utils import ScdeepclustInputError
 from ..pp import row_normalized
+from ..pp._chunked import FIT_OBS, fit_subsample
 from ._consensus import aligned_mean
 from ._context import forked_rng, seed_torch
 from ._inputs import ModelInputs
@@ -35,15 +36,7 @@ from ._options import ModelOptions, RefineOptions, TrainOptions
 from ._training import TrainedEmbedding, train_config, train_embedding
 
 #: Largest number of observations used to fit the initial mixture / estimate k (linear cost).
-MAX_FIT_OBS = 50_000
-
-
-def fit_subsample(n_obs: int, random_state: int) -> np.ndarray:
-    """Indices of at most :data:`MAX_FIT_OBS` observations (all of them when fewer)."""
-    if n_obs <= MAX_FIT_OBS:
-        return np.arange(n_obs)
-    rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(n_obs, MAX_FIT_OBS, replace=False))
+MAX_FIT_OBS = FIT_OBS
 
 
 def fit_mixture(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):

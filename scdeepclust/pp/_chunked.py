@@ -201,12 +201,13 @@ def _standardize_block(block: np.ndarray, rows_codes, mean, std, clip: float = 1
     return np.clip((block - mean[rows_codes]) / std[rows_codes], -clip, clip).astype(np.float32)
 
 
-def _fit_rows(n_obs: int, random_state: int, fit_obs: int | None = None) -> np.ndarray:
-    fit_obs = FIT_OBS if fit_obs is None else fit_obs
-    if n_obs <= fit_obs:
+def fit_subsample(n_obs: int, random_state: int) -> np.ndarray:
+    """Sorted indices of at most :data:`FIT_OBS` observations (all of them when fewer), on
+    which a PCA or a mixture is fitted before it is applied to every observation."""
+    if n_obs <= FIT_OBS:
         return np.arange(n_obs)
     rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(n_obs, fit_obs, replace=False))
+    return np.sort(rng.choice(n_obs, FIT_OBS, replace=False))
 
 
 def expression_pcs_chunked(
@@ -266,7 +267,7 @@ def expression_pcs_chunked(
         lognorm = lognorm.toarray() if sp.issparse(lognorm) else lognorm
         return _standardize_block(lognorm, codes[rows], mean, std)
 
-    fit = _fit_rows(n_obs, random_state)
+    fit = fit_subsample(n_obs, random_state)
     sample = []
     for rows in row_blocks(n_obs, chunk):
         local = fit[(fit >= rows.start) & (fit < rows.stop)] - rows.start
@@ -324,7 +325,7 @@ def reduced_spatial_features(
 
     n_features = pcs.shape[1] * len(weights)
     pca = pca_model((n_obs, n_features), n_comps, random_state=random_state)
-    fit = _fit_rows(n_obs, random_state)
+    fit = fit_subsample(n_obs, random_state)
     out = None
     if pca.n_components < n_features:
         sample = block(fit)
