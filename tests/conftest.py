@@ -118,3 +118,22 @@ def fast() -> Presets:
         transfer={"features": {"n_comps": 15}, "train": {"epochs": 40}, "verbose": False,
                   "device": "cpu"},
     )  # fmt: skip
+
+
+@pytest.fixture
+def rewrite_refined_labels(monkeypatch):
+    """``rewrite_refined_labels(f)``: every DEC refinement's labels become ``f(labels)``
+    (a seam to force a collapse or a merged domain)."""
+    from scdeepclust.engine import _dec
+
+    real = _dec.run_dec
+
+    def install(rewrite):
+        def patched(*args, **kwargs):
+            result = real(*args, **kwargs)
+            result.labels = rewrite(result.labels)
+            return result
+
+        monkeypatch.setattr(_dec, "run_dec", patched)
+
+    return install

@@ -159,17 +159,10 @@ def test_non_spatial_mode_runs(small_adata, fast):
     assert small_adata.uns["deep_cluster"]["graph"] is None
 
 
-def test_forced_collapse_is_detected_recovered_and_recorded(small_adata, monkeypatch, fast):
-    from scdeepclust.engine import _dec
-
-    real = _dec.run_dec
-
-    def collapsing(*args, **kwargs):
-        result = real(*args, **kwargs)
-        result.labels = torch.zeros_like(result.labels)
-        return result
-
-    monkeypatch.setattr(_dec, "run_dec", collapsing)
+def test_forced_collapse_is_detected_recovered_and_recorded(
+    small_adata, rewrite_refined_labels, fast
+):
+    rewrite_refined_labels(torch.zeros_like)
     with pytest.warns(UserWarning, match="collapsed"):
         sdc.tl.deep_cluster(small_adata, 3, **fast.dc)
     record = small_adata.uns["deep_cluster"]
@@ -228,17 +221,8 @@ def test_joint_slices_graph_within_samples_and_domains_found(fast):
     assert (labels[:900] == labels[900:]).mean() > 0.9
 
 
-def test_a_merged_domain_is_kept_recorded_and_warned(small_adata, monkeypatch, fast):
-    from scdeepclust.engine import _dec
-
-    real = _dec.run_dec
-
-    def merging(*args, **kwargs):  # refinement empties cluster 2 into cluster 1
-        result = real(*args, **kwargs)
-        result.labels = torch.where(result.labels == 2, 1, result.labels)
-        return result
-
-    monkeypatch.setattr(_dec, "run_dec", merging)
+def test_a_merged_domain_is_kept_recorded_and_warned(small_adata, rewrite_refined_labels, fast):
+    rewrite_refined_labels(lambda labels: torch.where(labels == 2, 1, labels))  # 2 into 1
     with pytest.warns(UserWarning, match="found 2 domains, fewer than the 3 asked for"):
         sdc.tl.deep_cluster(small_adata, 3, **fast.dc)
     record = small_adata.uns["deep_cluster"]

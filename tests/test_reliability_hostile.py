@@ -393,17 +393,8 @@ def test_9_third_coordinate_column_is_reported(tmp_path):
 # ----------------------------------------------------------------------------- 13: uns
 
 
-def test_13_uns_after_a_forced_collapse_is_writable(tmp_path, monkeypatch):
-    from scdeepclust.engine import _dec
-
-    real = _dec.run_dec
-
-    def collapsing(*args, **kwargs):
-        result = real(*args, **kwargs)
-        result.labels = torch.zeros_like(result.labels)
-        return result
-
-    monkeypatch.setattr(_dec, "run_dec", collapsing)
+def test_13_uns_after_a_forced_collapse_is_writable(tmp_path, rewrite_refined_labels):
+    rewrite_refined_labels(torch.zeros_like)
     adata = sdc.datasets.synthetic(n_obs=150, n_vars=30, n_domains=3)
     with pytest.warns(UserWarning, match="collapsed"):
         tl.deep_cluster(adata, 3, refine={"epochs": 2}, **TINY)
