@@ -24,6 +24,8 @@ from sklearn.neighbors import NearestNeighbors
 
 import scdeepclust as sdc
 from scdeepclust import nn as snn
+from scdeepclust.engine import aligned_mean
+from scdeepclust.pp import knn_graph, row_normalized
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -106,18 +108,6 @@ BASE = dict(
 )
 
 
-def knn_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
-    n = coords.shape[0]
-    nn = NearestNeighbors(n_neighbors=min(k + 1, n)).fit(coords)
-    dist, idx = nn.kneighbors(coords)
-    rows = np.repeat(np.arange(n), idx.shape[1])
-    g = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, idx.ravel())), shape=(n, n))
-    g = g.maximum(g.T)
-    g.setdiag(0)
-    g.eliminate_zeros()
-    return g.tocsr()
-
-
 def gauss_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
     """BANKSY-style: k nearest, Gaussian weights with sigma = median k-th distance."""
     n = coords.shape[0]
@@ -129,14 +119,6 @@ def gauss_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
     rows = np.repeat(np.arange(n), idx.shape[1])
     g = sp.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(n, n))
     return g.maximum(g.T).tocsr()
-
-
-def row_norm(g: sp.csr_matrix, self_loops: bool = True) -> sp.csr_matrix:
-    if self_loops:
-        g = g + sp.identity(g.shape[0], dtype=np.float32, format="csr")
-    d = np.asarray(g.sum(axis=1)).ravel()
-    d[d == 0] = 1
-    return sp.diags(1 / d) @ g
 
 
 def expression_pcs(section: str, c: dict, seed: int) -> np.ndarray:
@@ -168,10 +150,11 @@ def spatial_features(section: str, c: dict, seed: int):
     coords = load(section)[1]
     pcs = expression_pcs(section, c, seed)
     graph = knn_graph(coords, c["k_graph"])
+    graph.data[:] = 1.0  # binary, as the package builds it
     if c["kernel"] == "gauss":
-        op = row_norm(gauss_graph(coords, c["k_geom"]))
+        op = row_normalized(gauss_graph(coords, c["k_geom"]))
     else:
-        op = row_norm(graph)
+        op = row_normalized(graph)
     parts, cur = [], pcs
     for h, w in enumerate(c["weights"]):
         if h:
@@ -211,7 +194,7 @@ def deep_member(F, graph, k, c, seed):
     clus = snn.StudentTClustering(torch.as_tensor(cent, dtype=torch.float32))
     smooth = None
     if c["smooth_q"]:
-        op = snn.to_device_tensor(row_norm(graph), dev)
+        op = snn.to_device_tensor(row_normalized(graph), dev)
 
         def smooth(q):
             return torch.sparse.mm(op, q)
@@ -247,23 +230,6 @@ def consensus(members: list[np.ndarray], k: int, seed: int) -> np.ndarray:
     return labels
 
 
-def aligned_mean(probas: list[np.ndarray], k: int) -> np.ndarray:
-    """Average soft assignments after matching every member's clusters to the first's."""
-    from scipy.optimize import linear_sum_assignment
-
-    ref = probas[0].argmax(1)
-    total = probas[0].copy()
-    for q in probas[1:]:
-        lab = q.argmax(1)
-        overlap = np.zeros((k, k))
-        np.add.at(overlap, (ref, lab), 1)
-        rows, cols = linear_sum_assignment(-overlap)
-        perm = np.empty(k, dtype=int)
-        perm[rows] = cols
-        total += q[:, perm]
-    return total / len(probas)
-
-
 def medoid(labelings: list[np.ndarray]) -> np.ndarray:
     """The member labelling with the highest mean ARI to the others."""
     m = len(labelings)
@@ -278,7 +244,7 @@ def potts(labels, proba, graph, beta, k, n_iter=10):
     """ICM smoothing: argmax log p + beta * (fraction of neighbours with that label)."""
     if beta <= 0:
         return labels
-    op = row_norm(graph, self_loops=False)
+    op = row_normalized(graph, self_loops=False)
     logp = np.log(np.clip(proba, 1e-8, 1))
     lab = labels.copy()
     for _ in range(n_iter):
@@ -304,7 +270,7 @@ def run_config(section: str, c: dict, seed: int) -> dict:
         if c["members"] == 1:
             labels, proba = outs[0][0], outs[0][1]
         elif c["consensus"] == "align":
-            proba = aligned_mean([o[1] for o in outs], k)
+            proba = aligned_mean([o[1] for o in outs])
             labels = proba.argmax(1)
         elif c["consensus"] == "medoid":
             labels = medoid([o[0] for o in outs])
