@@ -166,3 +166,30 @@ def test_two_processes_agree_with_one(tmp_path):
     truth = adata.obs["truth"]
     gap = abs(adjusted_rand_score(truth, single) - adjusted_rand_score(truth, distributed))
     assert agreement >= 0.99 or gap <= 0.01, (agreement, gap)
+
+
+def test_two_processes_share_the_feature_blocks(tmp_path, monkeypatch):
+    """Under ``torchrun`` each rank reads half of the row blocks; features as in one process."""
+    import _sharded_case as case
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(TESTS / "_sharded_features_worker.py"), str(tmp_path)]
+    done = subprocess.run(command, env=env, cwd=TESTS, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank{rank}.npz") for rank in (0, 1)]
+    assert [int(result["world"]) for result in ranks] == [2, 2]
+    monkeypatch.setattr(chunked, "FIT_OBS", case.FIT_OBS)
+    single = case.features()
+    for layout in ("sparse", "dense"):
+        for key in (f"pcs_{layout}", f"features_{layout}"):
+            np.testing.assert_array_equal(ranks[0][key], ranks[1][key])  # the same on all ranks
+            np.testing.assert_allclose(ranks[0][key], single[key], rtol=0, atol=1e-5)
+        # four passes over X (library sizes, statistics, subsample, projection), all blocks
+        # in one process; each rank reads only its blocks (block i on rank i % 2)
+        read = single[f"reads_{layout}"]
+        n_blocks = -(-1500 // case.CHUNK)
+        assert sorted(read) == sorted(list(range(n_blocks)) * 4)
+        for rank, result in enumerate(ranks):
+            mine = result[f"reads_{layout}"]
+            assert (mine % 2 == rank).all() and len(mine) == len(read) // 2, (rank, mine)

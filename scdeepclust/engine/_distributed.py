@@ -5,7 +5,9 @@
 run context calls :func:`init_distributed`, which then opens the process group (NCCL when
 CUDA is available, gloo otherwise; ``SCDEEPCLUST_DIST_BACKEND`` overrides) and pins each
 process to its GPU. The training loops then train data-parallel
-(:mod:`scdeepclust.nn._distributed`); every rank computes the same features and ends with
+(:mod:`scdeepclust.nn._distributed`). Row-block features (``pp._chunked``) are sharded:
+each rank reads and processes its share of the blocks and all-reduces assemble them; the
+in-memory features are computed by every rank. Every rank ends with the same features and
 the same labels, so any rank (conventionally rank 0) writes the result. Outside
 ``torchrun`` nothing changes.
 """

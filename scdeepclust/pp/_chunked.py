@@ -17,12 +17,20 @@ done on row blocks of ``X`` so that memory grows with ``n_obs x (n_pcs + n_comps
 Everything is float32 except the statistics. Blocks are read with ``X[start:stop]``, which
 works for numpy arrays, scipy sparse matrices, ``h5py`` datasets and anndata's backed sparse
 matrices alike, so an AnnData opened with ``backed="r"`` is never loaded whole.
+
+Under ``torchrun`` (a ``torch.distributed`` process group of more than one process) the
+passes over all rows are sharded: block ``i`` is read and processed by rank ``i % world``
+only (the library sizes and count checks, the gene statistics, the subsample's rows, the
+projections and the neighbour products), and torch's all-reduce adds the ranks' parts
+(:mod:`scdeepclust.nn._distributed`), so every rank ends with the single-process features.
+The PCAs are fitted on every rank, on the same assembled subsample. ``torch`` is imported
+on first use only: ``pp`` alone does not load it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -75,21 +83,51 @@ def read_block(X, rows: slice):
     return np.asarray(block, dtype=np.float32)
 
 
+def rows_by_block(
+    n_obs: int, width: int, chunk: int, compute: Callable[[slice], np.ndarray]
+) -> np.ndarray:
+    """``compute(rows)`` for every row block, as one ``n_obs x width`` float32 matrix.
+
+    Under ``torch.distributed`` each rank computes its own blocks into a zero matrix and a
+    sum over the ranks assembles it (exact: the other ranks add zeros there).
+    """
+    from ..nn._distributed import allreduce_sum, my_blocks
+
+    out = np.zeros((n_obs, width), dtype=np.float32)
+    for rows in my_blocks(row_blocks(n_obs, chunk)):
+        out[rows] = compute(rows)
+    return allreduce_sum(out)
+
+
 def check_counts_blocks(X, *, func: str, what: str = "adata.X", chunk: int = CHUNK_ROWS):
-    """Validate counts block by block and return the float64 library sizes (one pass)."""
+    """Validate counts block by block and return the float64 library sizes (one pass).
+
+    Under ``torch.distributed`` each rank checks its own blocks; an invalid block stops
+    every rank (with the details on the rank that read it).
+    """
+    from ..nn._distributed import allreduce_sum, any_rank, my_blocks
+
     dtype = X.dtype
     if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
         raise ScdeepclustInputError(f"{func}: {what} must be numeric, got dtype {dtype}.")
-    libsize = np.empty(X.shape[0])
-    for rows in row_blocks(X.shape[0], chunk):
-        block = X[rows]
-        if sp.issparse(block):
-            block = sp.csr_matrix(block)
-        else:
-            block = np.asarray(block)
-        check_count_values(block.data if sp.issparse(block) else block, func=func, what=what)
-        libsize[rows] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
-    return libsize
+    libsize = np.zeros(X.shape[0])
+    failure = None
+    try:
+        for rows in my_blocks(row_blocks(X.shape[0], chunk)):
+            block = X[rows]
+            if sp.issparse(block):
+                block = sp.csr_matrix(block)
+            else:
+                block = np.asarray(block)
+            check_count_values(block.data if sp.issparse(block) else block, func=func, what=what)
+            libsize[rows] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+    except ScdeepclustInputError as error:
+        failure = error
+    if any_rank(failure is not None):
+        raise failure or ScdeepclustInputError(
+            f"{func}: {what} failed the count checks on another rank (see its error)."
+        )
+    return allreduce_sum(libsize)
 
 
 def _lognorm_block(block, scale: np.ndarray):
@@ -105,11 +143,12 @@ class _GeneStats:
     """Per-sample sums over rows, accumulated block by block in float64."""
 
     def __init__(self, n_groups: int, n_vars: int):
-        shape = (n_groups, n_vars)
         self.n = np.zeros(n_groups)
-        self.s1, self.s2 = np.zeros(shape), np.zeros(shape)  # log-normalised
-        self.e1, self.e2 = np.zeros(shape), np.zeros(shape)  # expm1 (Scanpy's seurat)
-        self.nnz = np.zeros(shape)
+        # one buffer (one all-reduce under torch.distributed); the five sums are views of it
+        self.sums = np.zeros((5, n_groups, n_vars))
+        self.s1, self.s2 = self.sums[0], self.sums[1]  # log-normalised
+        self.e1, self.e2 = self.sums[2], self.sums[3]  # expm1 (Scanpy's seurat)
+        self.nnz = self.sums[4]
 
     def add(self, lognorm, codes: np.ndarray, n_groups: int) -> None:
         onehot = sp.csr_matrix(
@@ -134,6 +173,13 @@ class _GeneStats:
             (self.nnz, present),
         ):
             total += np.asarray((onehot @ part).todense() if sp.issparse(part) else onehot @ part)
+
+    def sum_over_ranks(self) -> None:
+        """Add up the ranks' statistics, in place (nothing when not distributed)."""
+        from ..nn._distributed import allreduce_sum
+
+        allreduce_sum(self.n)
+        allreduce_sum(self.sums)
 
     def mean_var(self, first: np.ndarray, second: np.ndarray, ddof: int = 0):
         n = np.maximum(self.n, 1)[:, None]
@@ -226,7 +272,10 @@ def expression_pcs_chunked(
 
     The genes are selected and standardised from statistics over all rows; the PCA is fitted
     on at most :data:`FIT_OBS` rows and applied to all. Returns ``n_obs x n_comps`` float32.
+    Under ``torch.distributed`` each rank reads its share of the row blocks (see the module).
     """
+    from ..nn._distributed import allreduce_sum, my_blocks
+
     if gene_selection not in ("seurat", "variance"):
         raise ScdeepclustInputError(
             f"expression_pcs: unknown gene_selection {gene_selection!r}; "
@@ -249,8 +298,9 @@ def expression_pcs_chunked(
         n_groups = len(uniques)
 
     stats = _GeneStats(n_groups, n_vars)
-    for rows in row_blocks(n_obs, chunk):
+    for rows in my_blocks(row_blocks(n_obs, chunk)):
         stats.add(_lognorm_block(read_block(X, rows), scale[rows]), codes[rows], n_groups)
+    stats.sum_over_ranks()
     hvg = _select_genes(stats, n_top_genes, gene_selection, batches is not None)
     mean, var = stats.mean_var(stats.s1[:, hvg], stats.s2[:, hvg])
     std = np.sqrt(var)
@@ -268,12 +318,12 @@ def expression_pcs_chunked(
         return _standardize_block(lognorm, codes[rows], mean, std)
 
     fit = fit_subsample(n_obs, random_state)
-    sample = []
-    for rows in row_blocks(n_obs, chunk):
-        local = fit[(fit >= rows.start) & (fit < rows.stop)] - rows.start
-        if local.size:
-            sample.append(standardized(rows)[local])
-    sample = np.vstack(sample)
+    sample = np.zeros((fit.size, int(hvg.sum())), dtype=np.float32)
+    for rows in my_blocks(row_blocks(n_obs, chunk)):
+        first, last = np.searchsorted(fit, [rows.start, rows.stop])
+        if last > first:  # blocks without subsample rows are not read
+            sample[first:last] = standardized(rows)[fit[first:last] - rows.start]
+    sample = allreduce_sum(sample)
     pca = pca_model((n_obs, sample.shape[1]), n_comps, random_state=random_state)
     if pca.n_components < 1:
         raise ScdeepclustInputError(
@@ -281,10 +331,19 @@ def expression_pcs_chunked(
         )
     pca = pca_model(sample.shape, pca.n_components, random_state=random_state).fit(sample)
     del sample
-    out = np.empty((n_obs, pca.n_components_), dtype=np.float32)
-    for rows in row_blocks(n_obs, chunk):
-        out[rows] = pca.transform(standardized(rows))
-    return out
+    return rows_by_block(
+        n_obs, pca.n_components_, chunk, lambda rows: pca.transform(standardized(rows))
+    )
+
+
+def _neighbour_product(operator: sp.csr_matrix, dense: np.ndarray, chunk: int) -> np.ndarray:
+    """``operator @ dense`` in float32; under ``torch.distributed`` each rank multiplies its
+    share of the row blocks (:func:`rows_by_block`)."""
+    from ..nn._distributed import is_distributed
+
+    if not is_distributed():
+        return np.asarray(operator @ dense, dtype=np.float32)
+    return rows_by_block(dense.shape[0], dense.shape[1], chunk, lambda rows: operator[rows] @ dense)
 
 
 def reduced_spatial_features(
@@ -303,7 +362,8 @@ def reduced_spatial_features(
     The ``n_obs x (hops + 1) n_pcs`` matrix is never formed: the averages up to hop
     ``hops - 1`` are kept (``n_obs x n_pcs`` each), the last hop and the concatenation are
     made per block, and the PCA is fitted on at most :data:`FIT_OBS` rows. Scaled so the
-    first component has unit variance; float32.
+    first component has unit variance; float32. Under ``torch.distributed`` each rank makes
+    the neighbour products and projections of its share of the row blocks.
     """
     n_obs = pcs.shape[0]
     pcs = np.asarray(pcs, dtype=np.float32)
@@ -314,7 +374,7 @@ def reduced_spatial_features(
         operator = row_normalized(graph, self_loops=True)
         kept = [pcs]
         for _ in range(hops - 1):
-            kept.append(np.asarray(operator @ kept[-1], dtype=np.float32))
+            kept.append(_neighbour_product(operator, kept[-1], chunk))
 
     def block(rows):
         parts = [np.float32(w) * part[rows] for w, part in zip(weights, kept)]
@@ -326,18 +386,15 @@ def reduced_spatial_features(
     n_features = pcs.shape[1] * len(weights)
     pca = pca_model((n_obs, n_features), n_comps, random_state=random_state)
     fit = fit_subsample(n_obs, random_state)
-    out = None
     if pca.n_components < n_features:
         sample = block(fit)
         pca = pca_model(sample.shape, pca.n_components, random_state=random_state).fit(sample)
         del sample
-        out = np.empty((n_obs, pca.n_components_), dtype=np.float32)
-        for rows in row_blocks(n_obs, chunk):
-            out[rows] = pca.transform(block(rows))
+        out = rows_by_block(
+            n_obs, pca.n_components_, chunk, lambda rows: pca.transform(block(rows))
+        )
     else:
-        out = np.empty((n_obs, n_features), dtype=np.float32)
-        for rows in row_blocks(n_obs, chunk):
-            out[rows] = block(rows)
+        out = rows_by_block(n_obs, n_features, chunk, block)
     scale = float(out[:, 0].std(dtype=np.float64)) or 1.0
     out /= np.float32(scale)
     return out
