@@ -64,6 +64,23 @@ def test_spatial_dec_fit_on_arrays(blobs):
     assert est.collapse_events_ == [] and isinstance(est.converged_, bool)
 
 
+@pytest.mark.parametrize("init", ["gmm", "kmeans"])
+def test_mahalanobis_refinement_whitens_by_the_shared_covariance(blobs, init):
+    features, graph, truth = blobs
+    refine = engine.RefineOptions(epochs=5, metric="mahalanobis", init=init)
+    est = engine.SpatialDEC(3, random_state=0, **{**TINY, "refine": refine}).fit(features, graph)
+    assert adjusted_rand_score(truth, est.labels_) > 0.9
+    labels, centroids, whiten = engine.initial_clusters(
+        est.latent_, 3, init=init, random_state=0, metric="mahalanobis"
+    )
+    resid = est.latent_ - centroids[labels]
+    white = resid @ whiten  # within-cluster scatter becomes (about) the identity
+    np.testing.assert_allclose(np.cov(white.T, bias=True), np.eye(4), atol=0.15)
+    assert engine.initial_clusters(est.latent_, 3, init=init, random_state=0)[2] is None
+    with pytest.raises(ScdeepclustInputError, match="unknown metric 'cosine'"):
+        engine.RefineOptions(metric="cosine")
+
+
 def test_one_pretrained_model_serves_several_k_and_orders(blobs, monkeypatch):
     features, graph, _ = blobs
     calls = []

@@ -12,6 +12,23 @@ def test_student_t_rows_sum_to_one_and_prefer_nearest_centroid():
     assert q.argmax(dim=1).tolist() == [0, 1]
 
 
+def test_student_t_whitened_measures_mahalanobis_distance():
+    # two clusters elongated along x: a point far along x from centroid 0 but at its height
+    # is nearer centroid 1 in Euclidean distance and nearer centroid 0 in Mahalanobis distance
+    centroids = torch.tensor([[0.0, 0.0], [3.0, 2.0]])
+    point = torch.tensor([[4.0, 0.0]])
+    cov = torch.tensor([[25.0, 0.0], [0.0, 0.25]])
+    whiten = torch.linalg.cholesky(torch.linalg.inv(cov))
+    assert snn.StudentTClustering(centroids)(point).argmax().item() == 1
+    layer = snn.StudentTClustering(centroids, whiten=whiten)
+    assert layer(point).argmax().item() == 0
+    d2 = torch.cdist(point @ whiten, layer.centroids).pow(2)
+    expected = ((point - centroids) @ torch.linalg.inv(cov) * (point - centroids)).sum(1)
+    assert torch.allclose(d2.ravel(), expected, atol=1e-5)
+    identity = snn.StudentTClustering(centroids, whiten=torch.eye(2))
+    assert torch.allclose(identity(point), snn.StudentTClustering(centroids)(point))
+
+
 def test_target_distribution_sharpens():
     q = torch.tensor([[0.6, 0.4], [0.4, 0.6]])
     p = snn.target_distribution(q)

@@ -101,6 +101,7 @@ BASE = dict(
     balance=True,  # DEC's target divides by cluster frequency
     init="latent",  # initial clusters: GMM on the "latent" or on the input "features"
     dec=True,
+    metric="euclidean",  # DEC kernel distance: "euclidean" or "mahalanobis" (initial tied GMM)
     members=1,
     consensus="coassoc",
     # post-processing
@@ -175,6 +176,18 @@ def gmm_labels(F, k, seed, n_init=5):
     return gm.predict(F), gm.predict_proba(F)
 
 
+class WhitenedStudentT(snn.StudentTClustering):
+    """DEC's Student-t kernel on Mahalanobis distances of a fixed tied covariance
+    (``whiten`` = its precision's Cholesky factor): latent and centroids are whitened."""
+
+    def __init__(self, centroids: np.ndarray, whiten: np.ndarray, alpha: float = 1.0):
+        super().__init__(torch.as_tensor(centroids @ whiten, dtype=torch.float32), alpha)
+        self.register_buffer("whiten", torch.as_tensor(whiten, dtype=torch.float32))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z @ self.whiten)
+
+
 def deep_member(F, graph, k, c, seed):
     """One AE (+ DEC) member; returns labels and soft assignments."""
     torch.manual_seed(seed)
@@ -185,13 +198,20 @@ def deep_member(F, graph, k, c, seed):
     cfg = snn.TrainConfig(epochs=c["epochs"], verbose=False)
     snn.pretrain(model, inputs, None, cfg, gen)
     Z = snn.encode(model, inputs).numpy()
-    labels, proba = gmm_labels(F if c["init"] == "features" else Z, k, seed, c["n_init"])
+    init_on = F if c["init"] == "features" else Z
+    gm = GaussianMixture(
+        k, covariance_type="tied", n_init=c["n_init"], random_state=seed, reg_covar=1e-4
+    ).fit(init_on)
+    labels, proba = gm.predict(init_on), gm.predict_proba(init_on)
     if not c["dec"]:
         return labels, proba, {}
     cent = np.stack(
         [Z[labels == j].mean(0) if (labels == j).any() else Z.mean(0) for j in range(k)]
     )
-    clus = snn.StudentTClustering(torch.as_tensor(cent, dtype=torch.float32))
+    if c["metric"] == "mahalanobis" and c["init"] != "features":
+        clus = WhitenedStudentT(cent, gm.precisions_cholesky_)
+    else:
+        clus = snn.StudentTClustering(torch.as_tensor(cent, dtype=torch.float32))
     smooth = None
     if c["smooth_q"]:
         op = snn.to_device_tensor(row_normalized(graph), dev)

@@ -53,8 +53,21 @@ def fit_mixture(latent: np.ndarray, n_clusters: int, *, init: str, random_state:
     return KMeans(n_clusters, n_init=10, random_state=random_state).fit(fit)
 
 
-def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):
-    """Initial labels and centroids on the latent space (:func:`fit_mixture`)."""
+def initial_clusters(
+    latent: np.ndarray,
+    n_clusters: int,
+    *,
+    init: str,
+    random_state: int,
+    metric: str = "euclidean",
+):
+    """Initial labels, centroids and whitening on the latent space (:func:`fit_mixture`).
+
+    Returns ``(labels, centroids, whiten)``. ``whiten`` is ``None`` for ``metric=
+    "euclidean"``; for ``"mahalanobis"`` it is the Cholesky factor of the shared precision
+    matrix (the tied GMM's, or the pooled within-cluster covariance's after KMeans), which
+    :class:`~scdeepclust.nn.StudentTClustering` uses to measure Mahalanobis distances.
+    """
     model = fit_mixture(latent, n_clusters, init=init, random_state=random_state)
     labels = model.predict(latent)
     centroids = np.stack(
@@ -63,7 +76,19 @@ def initial_clusters(latent: np.ndarray, n_clusters: int, *, init: str, random_s
             for c in range(n_clusters)
         ]
     )
-    return labels, centroids
+    if metric == "euclidean":
+        return labels, centroids, None
+    if isinstance(model, GaussianMixture):
+        return labels, centroids, model.precisions_cholesky_.astype(np.float32)
+    return labels, centroids, pooled_whitening(latent, labels, centroids)
+
+
+def pooled_whitening(latent: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Cholesky factor ``W`` of the inverse pooled within-cluster covariance
+    (``Sigma^-1 = W W^T``), regularised like the tied GMM (``1e-4`` on the diagonal)."""
+    resid = latent - centroids[labels]
+    cov = resid.T @ resid / max(len(latent), 1) + 1e-4 * np.eye(latent.shape[1])
+    return np.linalg.cholesky(np.linalg.inv(cov)).astype(np.float32)
 
 
 def detect_collapse(
@@ -331,8 +356,12 @@ class SpatialDEC:
                 generator = _restore_rng(member.rng_state)
             else:
                 generator = seed_torch(seed)
-            init_labels, centroids = initial_clusters(
-                trained.latent, n_clusters, init=self.refine.init, random_state=seed
+            init_labels, centroids, whiten = initial_clusters(
+                trained.latent,
+                n_clusters,
+                init=self.refine.init,
+                random_state=seed,
+                metric=self.refine.metric,
             )
             smooth = None
             if graph is not None and self.refine.smooth_assignments:
@@ -342,11 +371,13 @@ class SpatialDEC:
                     return torch.sparse.mm(operator, q)
 
             return self._refine_with_guard(
-                member, centroids, init_labels, n_clusters, generator, smooth
+                member, (centroids, whiten), init_labels, n_clusters, generator, smooth
             )
 
-    def _refine_with_guard(self, member, centroids, init_labels, n_clusters, generator, smooth):
-        """DEC refinement; on a degenerate result re-initialise once, then keep the init."""
+    def _refine_with_guard(self, member, start, init_labels, n_clusters, generator, smooth):
+        """DEC refinement from ``start`` = (centroids, whitening or None); on a degenerate
+        result re-initialise once, then keep the init."""
+        centroids, whiten = start
         events = list(member.collapse_events)
         gamma = self.refine.gamma
         config = train_config(self.train, verbose=self.verbose)
@@ -355,7 +386,8 @@ class SpatialDEC:
             trained = copy.copy(member.trained)
             trained.model = copy.deepcopy(member.trained.model)
             clustering = snn.StudentTClustering(
-                torch.as_tensor(centroids, dtype=torch.float32, device=trained.device)
+                torch.as_tensor(centroids, dtype=torch.float32, device=trained.device),
+                whiten=None if whiten is None else torch.as_tensor(whiten, device=trained.device),
             ).to(trained.device)
             dec = run_dec(
                 trained, clustering, config, generator, smooth=smooth, refine=self.refine,

@@ -22,6 +22,7 @@ from .._utils import ScdeepclustInputError
 
 ModelKind = Literal["ae", "vae", "zinb", "nb"]
 InitKind = Literal["gmm", "kmeans"]
+DecMetric = Literal["euclidean", "mahalanobis"]
 KChoice = Literal["stability", "leiden"]
 PcaFit = Literal["reference", "joint"]
 GeneSelection = Literal["variance", "seurat"]
@@ -189,6 +190,10 @@ class RefineOptions(Options):
     ----------
     init
         ``"gmm"`` (tied covariance) or ``"kmeans"`` for the initial clusters.
+    metric
+        Distance in DEC's Student-t kernel: ``"euclidean"`` (DEC's own) or
+        ``"mahalanobis"`` under the covariance shared by the initial clusters (the tied
+        GMM's), so elongated domains in the latent space are not split.
     epochs
         Maximum refinement epochs.
     tol
@@ -214,6 +219,7 @@ class RefineOptions(Options):
     group: typing.ClassVar[str] = "refine"
 
     init: InitKind = _opt("gmm", label="init")
+    metric: DecMetric = _opt("euclidean", label="metric")
     epochs: int = _opt(30, "int>=1")
     tol: float = _opt(1e-3, ">=0")
     gamma: float = _opt(1.0, ">=0")

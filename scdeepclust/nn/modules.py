@@ -179,18 +179,32 @@ class StudentTClustering(nn.Module):
     Parameters
     ----------
     centroids
-        Initial ``n_clusters x n_latent`` centroids.
+        Initial ``n_clusters x n_latent`` centroids (in the latent space).
     alpha
         Degrees of freedom of the Student-t kernel.
+    whiten
+        Optional fixed ``n_latent x n_latent`` matrix ``W``: distances are then measured
+        between ``z @ W`` and centroids kept in that whitened space (initialised as
+        ``centroids @ W``). With ``W`` the Cholesky factor of a shared precision matrix
+        (``Sigma^-1 = W W^T``) these are Mahalanobis distances; ``None`` is Euclidean.
     """
 
-    def __init__(self, centroids: torch.Tensor, alpha: float = 1.0):
+    def __init__(
+        self, centroids: torch.Tensor, alpha: float = 1.0, whiten: torch.Tensor | None = None
+    ):
         super().__init__()
-        self.centroids = nn.Parameter(centroids.clone().float())
+        centroids = torch.as_tensor(centroids).float()
+        if whiten is not None:
+            whiten = torch.as_tensor(whiten, dtype=torch.float32, device=centroids.device)
+            centroids = centroids @ whiten
+        self.register_buffer("whiten", whiten)
+        self.centroids = nn.Parameter(centroids.clone())
         self.alpha = alpha
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Soft assignment ``q`` (rows sum to one)."""
+        if self.whiten is not None:
+            z = z @ self.whiten
         dist2 = torch.cdist(z, self.centroids).pow(2)
         q = (1.0 + dist2 / self.alpha).pow(-(self.alpha + 1.0) / 2.0)
         return q / q.sum(dim=1, keepdim=True)

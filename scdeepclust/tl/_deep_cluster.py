@@ -53,7 +53,8 @@ def deep_cluster(
     Steps: (1) expression PCs of log-normalised genes, concatenated with their averages over
     the spatial graph (BANKSY-style, weight ``features.lam``) when ``features.spatial``;
     (2) autoencoder pretraining; (3) initial clusters on the latent (tied GMM or KMeans);
-    (4) DEC refinement of encoder and Student-t centroids on KL(P || Q) + ``refine.gamma`` x
+    (4) DEC refinement of encoder and Student-t centroids (Euclidean, or Mahalanobis under
+    the initial clusters' shared covariance with ``refine.metric``) on KL(P || Q) + ``refine.gamma`` x
     reconstruction, where the soft assignment Q is averaged over spatial neighbours before
     the target P is formed, until fewer than ``refine.tol`` of the labels change between
     epochs. No step reads any label. Degenerate solutions (empty or dominant clusters,
@@ -83,9 +84,9 @@ def deep_cluster(
         :class:`~scdeepclust.engine.TrainOptions` or a dict: ``epochs``, ``batch_size``,
         ``lr`` of pretraining (and refinement's batches and learning rate).
     refine
-        :class:`~scdeepclust.engine.RefineOptions` or a dict: ``init``, ``epochs``, ``tol``,
-        ``gamma``, ``smooth_assignments``, ``anneal``, ``choose_k``, ``k_range``,
-        ``leiden_resolution``.
+        :class:`~scdeepclust.engine.RefineOptions` or a dict: ``init``, ``metric``,
+        ``epochs``, ``tol``, ``gamma``, ``smooth_assignments``, ``anneal``, ``choose_k``,
+        ``k_range``, ``leiden_resolution``.
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
     layer
