@@ -173,6 +173,11 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of the methods not re-run from the existing domains.csv in --out",
+    )
     args = parser.parse_args(argv)
     files = sample_files()
     if args.samples:
@@ -203,10 +208,14 @@ def main(argv=None) -> None:
                     flush=True,
                 )
     table = pd.DataFrame(rows)
+    if args.merge and (args.out / "domains.csv").exists():
+        kept = pd.read_csv(args.out / "domains.csv")
+        kept = kept[~kept["method"].isin(args.methods) | ~kept["sample"].isin(files)]
+        table = pd.concat([kept, table], ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "domains.csv", index=False)
     refs = anchors()
-    refs = refs[refs["sample"].isin(files)]
+    refs = refs[refs["sample"].isin(table["sample"])]
     (args.out / "domains.md").write_text(
         "# Domain benchmark\n\nCommand: `make bench` (python benchmarks/domains.py). "
         "n_clusters = number of true domains (and None for the k-estimated row); the same "

@@ -191,9 +191,9 @@ class RefineOptions(Options):
     init
         ``"gmm"`` (tied covariance) or ``"kmeans"`` for the initial clusters.
     metric
-        Distance in DEC's Student-t kernel: ``"euclidean"`` (DEC's own) or
-        ``"mahalanobis"`` under the covariance shared by the initial clusters (the tied
-        GMM's), so elongated domains in the latent space are not split.
+        Distance in DEC's Student-t kernel: ``"mahalanobis"`` (default) under the
+        covariance shared by the initial clusters (the tied GMM's), so elongated domains
+        in the latent space are not split, or ``"euclidean"`` (DEC's own).
     epochs
         Maximum refinement epochs.
     tol
@@ -219,7 +219,7 @@ class RefineOptions(Options):
     group: typing.ClassVar[str] = "refine"
 
     init: InitKind = _opt("gmm", label="init")
-    metric: DecMetric = _opt("euclidean", label="metric")
+    metric: DecMetric = _opt("mahalanobis", label="metric")
     epochs: int = _opt(30, "int>=1")
     tol: float = _opt(1e-3, ">=0")
     gamma: float = _opt(1.0, ">=0")
