@@ -285,9 +285,12 @@ def run_config(section: str, c: dict, seed: int) -> dict:
     if c["method"] == "gmm":
         labels, proba = gmm_labels(F, k, seed, c["n_init"])
     else:
-        outs = [deep_member(F, graph, k, c, seed * 1000 + m) for m in range(c["members"])]
+        members = c["members"]
+        if members == "auto":  # more members for small data: about the cost of 3 x 4000 obs
+            members = int(np.clip(round(12000 / F.shape[0]), 3, 10))
+        outs = [deep_member(F, graph, k, c, seed * 1000 + m) for m in range(members)]
         info = outs[0][2]
-        if c["members"] == 1:
+        if members == 1:
             labels, proba = outs[0][0], outs[0][1]
         elif c["consensus"] == "align":
             proba = aligned_mean([o[1] for o in outs])
