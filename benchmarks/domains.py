@@ -212,6 +212,10 @@ def main(argv=None) -> None:
         kept = pd.read_csv(args.out / "domains.csv")
         kept = kept[~kept["method"].isin(args.methods) | ~kept["sample"].isin(files)]
         table = pd.concat([kept, table], ignore_index=True)
+        order = {name: i for i, name in enumerate([*sample_files(), *METHODS])}
+        table = table.sort_values(
+            ["sample", "method", "seed"], key=lambda col: col.map(order).fillna(col), kind="stable"
+        ).reset_index(drop=True)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "domains.csv", index=False)
     refs = anchors()

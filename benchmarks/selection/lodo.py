@@ -58,7 +58,14 @@ NOTES = """## What was tried, what was chosen, what did not help
   contrastive members (3 seeds): family means at best .529 (deep + floor), below the floor
   on DLPFC and STARmap. Spatially variable genes (Moran's I top 2000 of the 5000 most
   variable) for the floor: DLPFC .503, no gain. Larger neighbourhoods for the floor
-  (3-4 hops, or a 12-NN graph): STARmap .86-.88 but osmFISH and 151673 lower.
+  (3-4 hops, or a 12-NN graph): STARmap .86-.88 but osmFISH and 151673 lower. A wider
+  latent for the Mahalanobis model (seeds 0-1): `n_latent` 32 lowers STARmap to .58 and
+  osmFISH to .45; `hidden` (256,) with `n_latent` 20 is level (.75 / .48).
+- **More members for small data** (`deep:mauto_anneal_mahal`, rule `members =
+  clip(round(12000 / n_obs), 3, 10)`, run on the small sections only, where the rule gives
+  8-10 members; it equals the default elsewhere): lower means (BaristaSeq .62 vs .67,
+  STARmap .64 vs .73, HER2ST .25 vs .26) and only partly lower spread (HER2ST A1/B1 sd .01,
+  C1 .05, D1 .04): averaging many aligned members blurs small domains. Not adopted.
 - **Did not help.** Post-hoc Potts/ICM smoothing of the labels (beta 0.5-4): +0.001 to
   +0.006 mean ARI, below the seed noise (the GMM posteriors and the spatially smoothed DEC
   assignments are already near-certain). Refinement without DEC (`deep:nodec`): best on
