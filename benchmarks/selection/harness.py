@@ -24,7 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 
 import scdeepclust as sdc
 from scdeepclust import nn as snn
-from scdeepclust.engine import aligned_mean
+from scdeepclust.engine import aligned_mean, pooled_whitening
 from scdeepclust.pp import knn_graph, row_normalized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,6 +210,8 @@ def deep_member(F, graph, k, c, seed):
     )
     if c["metric"] == "mahalanobis" and c["init"] != "features":
         clus = WhitenedStudentT(cent, gm.precisions_cholesky_)
+    elif c["metric"] == "mahalanobis":  # initial labels from the features: pooled covariance
+        clus = WhitenedStudentT(cent, pooled_whitening(Z, labels, cent))
     else:
         clus = snn.StudentTClustering(torch.as_tensor(cent, dtype=torch.float32))
     smooth = None

@@ -60,7 +60,10 @@ NOTES = """## What was tried, what was chosen, what did not help
   variable) for the floor: DLPFC .503, no gain. Larger neighbourhoods for the floor
   (3-4 hops, or a 12-NN graph): STARmap .86-.88 but osmFISH and 151673 lower. A wider
   latent for the Mahalanobis model (seeds 0-1): `n_latent` 32 lowers STARmap to .58 and
-  osmFISH to .45; `hidden` (256,) with `n_latent` 20 is level (.75 / .48).
+  osmFISH to .45; `hidden` (256,) with `n_latent` 20 is level (.75 / .48). DEC started
+  from the floor-style GMM on the input features, whitened by the pooled covariance of
+  those labels in the latent (`init="features"`, seeds 0-1): STARmap .72 (level), osmFISH
+  .51 (+.03), 151673 .54 (-.04); with the floor's weights as well, lower again.
 - **More members for small data** (`deep:mauto_anneal_mahal`, rule `members =
   clip(round(12000 / n_obs), 3, 10)`, run on the small sections only, where the rule gives
   8-10 members; it equals the default elsewhere): lower means (BaristaSeq .62 vs .67,

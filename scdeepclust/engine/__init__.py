@@ -24,6 +24,7 @@ from ._dec import (
     fit_mixture,
     fit_subsample,
     initial_clusters,
+    pooled_whitening,
     smooth_proba,
 )
 from ._distributed import init_distributed, is_distributed
@@ -60,6 +61,7 @@ __all__ = [
     "slice_features",
     "detect_collapse",
     "initial_clusters",
+    "pooled_whitening",
     "fit_mixture",
     "fit_subsample",
     "smooth_proba",
