@@ -176,18 +176,6 @@ def gmm_labels(F, k, seed, n_init=5):
     return gm.predict(F), gm.predict_proba(F)
 
 
-class WhitenedStudentT(snn.StudentTClustering):
-    """DEC's Student-t kernel on Mahalanobis distances of a fixed tied covariance
-    (``whiten`` = its precision's Cholesky factor): latent and centroids are whitened."""
-
-    def __init__(self, centroids: np.ndarray, whiten: np.ndarray, alpha: float = 1.0):
-        super().__init__(torch.as_tensor(centroids @ whiten, dtype=torch.float32), alpha)
-        self.register_buffer("whiten", torch.as_tensor(whiten, dtype=torch.float32))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return super().forward(z @ self.whiten)
-
-
 def deep_member(F, graph, k, c, seed):
     """One AE (+ DEC) member; returns labels and soft assignments."""
     torch.manual_seed(seed)
@@ -208,12 +196,13 @@ def deep_member(F, graph, k, c, seed):
     cent = np.stack(
         [Z[labels == j].mean(0) if (labels == j).any() else Z.mean(0) for j in range(k)]
     )
-    if c["metric"] == "mahalanobis" and c["init"] != "features":
-        clus = WhitenedStudentT(cent, gm.precisions_cholesky_)
-    elif c["metric"] == "mahalanobis":  # initial labels from the features: pooled covariance
-        clus = WhitenedStudentT(cent, pooled_whitening(Z, labels, cent))
-    else:
-        clus = snn.StudentTClustering(torch.as_tensor(cent, dtype=torch.float32))
+    whiten = None  # Mahalanobis: the GMM's shared precision (pooled, from feature labels)
+    if c["metric"] == "mahalanobis":
+        if c["init"] == "features":
+            whiten = torch.as_tensor(pooled_whitening(Z, labels, cent))
+        else:
+            whiten = torch.as_tensor(gm.precisions_cholesky_, dtype=torch.float32)
+    clus = snn.StudentTClustering(torch.as_tensor(cent, dtype=torch.float32), whiten=whiten)
     smooth = None
     if c["smooth_q"]:
         op = snn.to_device_tensor(row_normalized(graph), dev)
