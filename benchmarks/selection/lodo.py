@@ -58,17 +58,24 @@ NOTES = """## What was tried, what was chosen, what did not help
   contrastive members (3 seeds): family means at best .529 (deep + floor), below the floor
   on DLPFC and STARmap. Spatially variable genes (Moran's I top 2000 of the 5000 most
   variable) for the floor: DLPFC .503, no gain. Larger neighbourhoods for the floor
-  (3-4 hops, or a 12-NN graph): STARmap .86-.88 but osmFISH and 151673 lower. A wider
-  latent for the Mahalanobis model (seeds 0-1): `n_latent` 32 lowers STARmap to .58 and
-  osmFISH to .45; `hidden` (256,) with `n_latent` 20 is level (.75 / .48). DEC started
-  from the floor-style GMM on the input features, whitened by the pooled covariance of
-  those labels in the latent (`init="features"`, seeds 0-1): STARmap .72 (level), osmFISH
-  .51 (+.03), 151673 .54 (-.04); with the floor's weights as well, lower again.
+  (3-4 hops, or a 12-NN graph): STARmap .86-.88 but osmFISH and 151673 lower. For the
+  Mahalanobis model (seeds 0-1; STARmap / osmFISH / 151673, against .723 / .483 / .581):
+  `n_latent` 32 gives .746 / .485 / .538; DEC started from the floor-style GMM on the input
+  features, whitened by the pooled covariance of those labels in the latent
+  (`init="features"`), .681 / .493 / .581. Twenty GMM initialisations instead of five (3
+  seeds): HER2ST A1 .28 (+.06) but BaristaSeq .65 (-.02), and no smaller seed spread.
 - **More members for small data** (`deep:mauto_anneal_mahal`, rule `members =
   clip(round(12000 / n_obs), 3, 10)`, run on the small sections only, where the rule gives
-  8-10 members; it equals the default elsewhere): lower means (BaristaSeq .62 vs .67,
-  STARmap .64 vs .73, HER2ST .25 vs .26) and only partly lower spread (HER2ST A1/B1 sd .01,
-  C1 .05, D1 .04): averaging many aligned members blurs small domains. Not adopted.
+  8-10 members; elsewhere it is the default, so its rows there would equal
+  `deep:m3align_anneal_mahal`): BaristaSeq .674 (vs .670), STARmap .740 (vs .730), HER2ST
+  .248 (vs .261), seed sd on HER2ST .017-.028 (vs .03-.07). The same mean of family means
+  (.534), lower on HER2ST, 3x the time on small data: not adopted.
+- **A bug caught and corrected.** The harness's Mahalanobis kernel first subclassed
+  `StudentTClustering`; once the package's class took `whiten=` itself, that subclass
+  whitened twice. Every run made with it (`deep:m3align_anneal_mahal_w136`, the first
+  `deep:mauto_anneal_mahal`, the scratch variants above) was discarded and re-run with
+  the package's class; `deep:m3align_anneal_mahal` ran before the change and reproduces
+  (BaristaSeq seed 0 .694 both times).
 - **Did not help.** Post-hoc Potts/ICM smoothing of the labels (beta 0.5-4): +0.001 to
   +0.006 mean ARI, below the seed noise (the GMM posteriors and the spatially smoothed DEC
   assignments are already near-certain). Refinement without DEC (`deep:nodec`): best on
