@@ -165,12 +165,19 @@ def main() -> None:
         "",
     ]
     eligible = fam[~fam.index.str.contains("potts")]
-    for pool in ("floor:", "deep:"):
-        result = lodo(eligible, pool)
+    specs = runs.drop_duplicates("config").set_index("config")["spec"]
+    converging = [c for c in eligible.index if '"anneal": true' in str(specs.get(c, ""))]
+    pools = {
+        "`floor:*`": eligible,
+        "`deep:*`": eligible,
+        "`deep:*` with the annealed refinement (converging)": eligible.loc[converging],
+    }
+    for title, frame in pools.items():
+        result = lodo(frame, "floor:" if "floor" in title else "deep:")
         if result.empty:
             continue
         lines += [
-            f"## Leave-one-dataset-out choice, pool `{pool}*`",
+            f"## Leave-one-dataset-out choice, pool {title}",
             "",
             result.round(3).to_markdown(index=False),
             "",
@@ -186,7 +193,6 @@ def main() -> None:
             "",
         ]
     lines += [NOTES, ""]
-    specs = runs.drop_duplicates("config").set_index("config")["spec"]
     lines += [
         "## Configurations (options over the harness defaults)",
         "",

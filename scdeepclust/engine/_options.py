@@ -128,9 +128,9 @@ class FeatureOptions(Options):
     target_sum: float | None = _opt(1e4, "None|>0")
     n_pcs: int = _opt(50, "int>=1")
     n_comps: int = _opt(20, "int>=1")
-    lam: float = _opt(0.8, "[0,1]")
+    lam: float = _opt(0.9, "[0,1]")
     hops: int = _opt(2, "int>=0")
-    hop_weighting: HopWeighting = _opt("equal", label="hop_weighting")
+    hop_weighting: HopWeighting = _opt("linear", label="hop_weighting")
     n_neighs: int = _opt(6, "int>=1")
     use_highly_variable: bool | None = None
 
