@@ -53,13 +53,13 @@ def deep_cluster(
     Steps: (1) expression PCs of log-normalised genes, concatenated with their averages over
     the spatial graph (BANKSY-style, weight ``features.lam``) when ``features.spatial``;
     (2) autoencoder pretraining; (3) initial clusters on the latent (tied GMM or KMeans);
-    (4) DEC refinement of encoder and Student-t centroids (Euclidean, or Mahalanobis under
-    the initial clusters' shared covariance with ``refine.metric``) on KL(P || Q) + ``refine.gamma`` x
-    reconstruction, where the soft assignment Q is averaged over spatial neighbours before
-    the target P is formed, until fewer than ``refine.tol`` of the labels change between
-    epochs. No step reads any label. Degenerate solutions (empty or dominant clusters,
-    constant embedding) are detected, warned about and recovered from (one
-    re-initialisation, then the initial clustering). The work is done by
+    (4) DEC refinement of encoder and Student-t centroids (Mahalanobis distances under the
+    initial clusters' shared covariance by default, ``refine.metric``) on KL(P || Q) +
+    ``refine.gamma`` x reconstruction, where the soft assignment Q is averaged over spatial
+    neighbours before the target P is formed, until fewer than ``refine.tol`` of the labels
+    change between epochs. No step reads any label. Degenerate solutions (empty or
+    dominant clusters, constant embedding) are detected, warned about and recovered from
+    (one re-initialisation, then the initial clustering). The work is done by
     :class:`scdeepclust.engine.SpatialDEC`; a list of ``n_clusters`` pretrains once and
     clusters the same model for every k.
 
