@@ -7,6 +7,7 @@ score on the held-out family is reported. Writes ``benchmarks/results/selection.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def main() -> None:
     ]
     eligible = fam[~fam.index.str.contains("potts")]
     specs = runs.drop_duplicates("config").set_index("config")["spec"]
-    converging = [c for c in eligible.index if '"anneal": true' in str(specs.get(c, ""))]
+    converging = [c for c in eligible.index if json.loads(specs[c]).get("anneal") is True]
     pools = {
         "`floor:*`": eligible,
         "`deep:*`": eligible,
