@@ -59,10 +59,14 @@ def test_the_in_memory_path_is_untouched_below_the_threshold(small_adata, monkey
     def refuse(*args, **kwargs):
         raise AssertionError("the chunked path ran below the threshold")
 
-    monkeypatch.setattr(chunked, "expression_pcs_chunked", refuse)
-    monkeypatch.setattr("scdeepclust.engine._inputs.expression_pcs_chunked", refuse)
+    # the row-block feature path (the Pearson residuals share its per-block code, not it)
+    monkeypatch.setattr("scdeepclust.engine._inputs._chunked_features", refuse)
+    monkeypatch.setattr(chunked, "reduced_spatial_features", refuse)
     assert small_adata.n_obs <= chunked.CHUNKED_MIN_OBS
     sdc.tl.deep_cluster(small_adata, 3, **FAST)
+    # log-normalised features never touch the row-block code at all
+    monkeypatch.setattr(chunked, "expression_pcs_chunked", refuse)
+    sdc.tl.deep_cluster(small_adata, 3, **FAST, features={"normalization": "log"})
 
 
 def test_the_threshold_reads_the_environment(monkeypatch):

@@ -76,7 +76,8 @@ def score(section: str, labels: np.ndarray) -> tuple[float, float]:
 BASE = dict(
     # expression
     target_sum=1e4,
-    genes="logvar",  # "logvar" (top log-variance) or "seurat" (scanpy dispersion)
+    genes="logvar",  # "logvar" (top log-variance), "seurat" (scanpy dispersion),
+    # "pearson" (residual variance; "pearson_z" z-scores the residuals)
     n_genes=2000,
     n_pcs=50,
     clip=10.0,
@@ -122,8 +123,42 @@ def gauss_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
     return g.maximum(g.T).tocsr()
 
 
+def pearson_pcs(X: sp.csr_matrix, c: dict, seed: int) -> np.ndarray:
+    """Analytic Pearson residuals (theta 100, clipped at sqrt(n)), top genes by residual
+    variance, PCA (Lause et al. 2021)."""
+    theta = 100.0
+    n = X.shape[0]
+    lib = np.asarray(X.sum(1)).ravel()
+    gsum = np.asarray(X.sum(0)).ravel()
+    total = lib.sum()
+    ok = np.flatnonzero(gsum > 0)
+    rvar = np.zeros(X.shape[1])
+    for lo in range(0, len(ok), 1000):  # residual variance in gene blocks
+        g = ok[lo : lo + 1000]
+        mu = np.outer(lib, gsum[g] / total)
+        R = (X[:, g].toarray() - mu) / np.sqrt(mu + mu**2 / theta)
+        R = np.clip(R, -np.sqrt(n), np.sqrt(n))
+        rvar[g] = R.var(0)
+    keep = np.argsort(-rvar)[: c["n_genes"]]
+    mu = np.outer(lib, gsum[keep] / total)
+    R = (X[:, keep].toarray() - mu) / np.sqrt(mu + mu**2 / theta)
+    R = np.clip(R, -np.sqrt(n), np.sqrt(n))
+    R -= R.mean(0)
+    if c["genes"] == "pearson_z":  # z-score the residuals as the log-expression path does
+        R /= np.where(R.std(0) > 0, R.std(0), 1)
+        R = np.clip(R, -c["clip"], c["clip"])
+    m = min(c["n_pcs"], R.shape[1] - 1, R.shape[0] - 1)
+    solver = "full" if min(R.shape) <= 500 else "randomized"
+    return PCA(m, svd_solver=solver, random_state=seed).fit_transform(R).astype(np.float32)
+
+
 def expression_pcs(section: str, c: dict, seed: int) -> np.ndarray:
     X = load(section)[0]
+    if "+" in c["genes"]:  # several views, each scaled to unit total variance, side by side
+        blocks = [expression_pcs(section, {**c, "genes": g}, seed) for g in c["genes"].split("+")]
+        return np.hstack([b / np.sqrt((b**2).sum(1).mean()) for b in blocks])
+    if c["genes"] in ("pearson", "pearson_z"):
+        return pearson_pcs(X, c, seed)
     lib = np.asarray(X.sum(1)).ravel()
     ts = c["target_sum"] if c["target_sum"] else np.median(lib[lib > 0])
     L = sp.diags(ts / np.maximum(lib, 1)) @ X

@@ -84,7 +84,7 @@ class ModelInputs:
             )
         if use_chunked(counts):  # large or backed on disk: bounded memory, row blocks
             return cls(
-                _chunked_features(counts, graph, options, batches, random_state),
+                _chunked_features(counts, graph, options, batches, random_state, genes),
                 None if graph is None else sp.csr_matrix(graph, dtype=np.float32),
                 counts,
                 graph_source,
@@ -113,13 +113,16 @@ def _pcs_options(options: FeatureOptions) -> dict:
         "n_top_genes": options.n_top_genes,
         "gene_selection": options.gene_selection,
         "target_sum": options.target_sum,
+        "normalization": options.normalization,
     }
 
 
-def _chunked_features(counts, graph, options: FeatureOptions, batches, random_state: int):
+def _chunked_features(
+    counts, graph, options: FeatureOptions, batches, random_state: int, genes=None
+):
     """The features of :meth:`ModelInputs.build` in row blocks (see ``pp._chunked``)."""
     pcs = expression_pcs_chunked(
-        counts, **_pcs_options(options), batches=batches, random_state=random_state
+        counts, **_pcs_options(options), batches=batches, random_state=random_state, genes=genes
     )
     return reduced_spatial_features(
         pcs,

@@ -26,6 +26,7 @@ DecMetric = Literal["euclidean", "mahalanobis"]
 KChoice = Literal["stability", "leiden"]
 PcaFit = Literal["reference", "joint"]
 GeneSelection = Literal["variance", "seurat"]
+Normalization = Literal["log", "pearson", "log+pearson"]
 HopWeighting = Literal["equal", "linear"]
 
 # constraint name -> (test, phrase for the error)
@@ -100,8 +101,13 @@ class FeatureOptions(Options):
         (Scanpy's dispersion ranking).
     target_sum
         Counts per spot after library-size scaling (``None``: the median library size).
+    normalization
+        ``"log"`` (scaled to ``target_sum``, log1p), ``"pearson"`` (analytic Pearson
+        residuals, genes ranked by residual variance instead of ``gene_selection``) or
+        ``"log+pearson"`` (the default: both views' PCs side by side at equal weight,
+        chosen leave-one-dataset-out), see :func:`scdeepclust.pp.expression_pcs`.
     n_pcs
-        Expression principal components.
+        Expression principal components (of each view).
     n_comps
         Final PCA size of the (spatial) features.
     lam
@@ -126,6 +132,7 @@ class FeatureOptions(Options):
     n_top_genes: int = _opt(2000, "int>=1")
     gene_selection: GeneSelection = _opt("variance", label="gene_selection")
     target_sum: float | None = _opt(1e4, "None|>0")
+    normalization: Normalization = _opt("log+pearson", label="normalization")
     n_pcs: int = _opt(50, "int>=1")
     n_comps: int = _opt(20, "int>=1")
     lam: float = _opt(0.9, "[0,1]")

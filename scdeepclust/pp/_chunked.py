@@ -38,7 +38,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils import ScdeepclustInputError, check_count_values, is_backed_sparse
-from ._features import hop_weights, pca_model
+from ._features import hop_weights, pca_model, side_by_side
+from ._pearson import pearson_residuals, residual_statistics
 from ._spatial_neighbors import row_normalized
 
 #: Above this many observations the features are computed in row blocks (bounded memory);
@@ -49,6 +50,8 @@ CHUNKED_MIN_OBS = 200_000
 CHUNK_ROWS = 16_384
 #: At most this many values in a dense block (rows x genes), 64 MB in float32.
 BLOCK_VALUES = 2**24
+#: Normalisations of the counts before the expression PCA (see :func:`expression_pcs`).
+NORMALIZATIONS = ("log", "pearson", "log+pearson")
 #: Rows the PCAs of the chunked path are fitted on (a seeded subsample when there are more).
 FIT_OBS = 50_000
 
@@ -244,7 +247,55 @@ def _select_genes(stats: _GeneStats, n_top_genes: int, gene_selection: str, batc
 
 
 def _standardize_block(block: np.ndarray, rows_codes, mean, std, clip: float = 10.0):
+    """Per-sample z-scores clipped at +-``clip``; genes of zero ``std`` become 0."""
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
     return np.clip((block - mean[rows_codes]) / std[rows_codes], -clip, clip).astype(np.float32)
+
+
+def _log_transform(X, scale, codes, n_groups, n_top_genes, selection, genes, chunk):
+    """Genes, block transform and per-sample mean/std of the log-normalised path.
+
+    ``selection`` is ``(gene_selection, batched)``; a std of 0 marks a constant gene (its
+    block values are divided by 1 instead)."""
+    from ..nn._distributed import my_blocks
+
+    stats = _GeneStats(n_groups, X.shape[1])
+    for rows in my_blocks(row_blocks(X.shape[0], chunk)):
+        stats.add(_lognorm_block(read_block(X, rows), scale[rows]), codes[rows], n_groups)
+    stats.sum_over_ranks()
+    hvg = genes if genes is not None else _select_genes(stats, n_top_genes, *selection)
+    mean, var = stats.mean_var(stats.s1[:, hvg], stats.s2[:, hvg])
+    std = np.sqrt(var)
+
+    def normalized(rows):
+        lognorm = _lognorm_block(read_block(X, rows), scale[rows])[:, hvg]
+        return lognorm.toarray() if sp.issparse(lognorm) else lognorm
+
+    return hvg, normalized, mean.astype(np.float32), std.astype(np.float32)
+
+
+def _pearson_transform(X, libsize, codes, n_groups, n_top_genes, genes, chunk):
+    """Genes, block transform and per-sample mean/std of the Pearson-residual path."""
+    from ..nn._distributed import allreduce_sum, my_blocks
+
+    stats = residual_statistics(
+        lambda rows: read_block(X, rows),
+        lambda: my_blocks(row_blocks(X.shape[0], chunk)),
+        X.shape[1],
+        libsize,
+        codes,
+        n_groups,
+        allreduce_sum,
+    )
+    hvg = genes if genes is not None else stats.top_genes(n_top_genes)
+    mean, std = stats.mean_std(hvg)
+    shares = stats.shares[:, hvg]
+
+    def normalized(rows):
+        counts = read_block(X, rows)[:, hvg]
+        return pearson_residuals(counts, libsize[rows], shares[codes[rows]], stats.clip)
+
+    return hvg, normalized, mean, std
 
 
 def fit_subsample(n_obs: int, random_state: int) -> np.ndarray:
@@ -267,12 +318,17 @@ def expression_pcs_chunked(
     random_state: int = 0,
     chunk: int = CHUNK_ROWS,
     func: str = "expression_pcs",
+    normalization: str = "log",
+    genes: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`expression_pcs` in row blocks of ``X`` (in memory or backed on disk).
 
     The genes are selected and standardised from statistics over all rows; the PCA is fitted
     on at most :data:`FIT_OBS` rows and applied to all. Returns ``n_obs x n_comps`` float32.
     Under ``torch.distributed`` each rank reads its share of the row blocks (see the module).
+    ``normalization="pearson"`` standardises analytic Pearson residuals instead of
+    log-normalised counts (genes ranked by residual variance, see :mod:`._pearson`);
+    ``genes`` (a boolean mask) replaces the gene selection.
     """
     from ..nn._distributed import allreduce_sum, my_blocks
 
@@ -281,6 +337,21 @@ def expression_pcs_chunked(
             f"expression_pcs: unknown gene_selection {gene_selection!r}; "
             "valid choices are 'seurat' and 'variance'."
         )
+    if normalization not in NORMALIZATIONS:
+        raise ScdeepclustInputError(
+            f"expression_pcs: unknown normalization {normalization!r}; "
+            f"valid choices are {', '.join(map(repr, NORMALIZATIONS))}."
+        )
+    if "+" in normalization:  # several views of the counts, side by side
+        options = dict(n_comps=n_comps, n_top_genes=n_top_genes, gene_selection=gene_selection)
+        options.update(target_sum=target_sum, batches=batches, random_state=random_state)
+        views = [
+            expression_pcs_chunked(
+                X, **options, chunk=chunk, func=func, normalization=view, genes=genes
+            )
+            for view in normalization.split("+")
+        ]
+        return side_by_side(views)
     if sp.issparse(X) and not isinstance(X, sp.csr_matrix | sp.csr_array):
         X = sp.csr_matrix(X)
     n_obs, n_vars = X.shape
@@ -297,25 +368,30 @@ def expression_pcs_chunked(
         codes, uniques = pd.factorize(np.asarray(batches))
         n_groups = len(uniques)
 
-    stats = _GeneStats(n_groups, n_vars)
-    for rows in my_blocks(row_blocks(n_obs, chunk)):
-        stats.add(_lognorm_block(read_block(X, rows), scale[rows]), codes[rows], n_groups)
-    stats.sum_over_ranks()
-    hvg = _select_genes(stats, n_top_genes, gene_selection, batches is not None)
-    mean, var = stats.mean_var(stats.s1[:, hvg], stats.s2[:, hvg])
-    std = np.sqrt(var)
-    std[std == 0] = 1.0
-    mean, std = mean.astype(np.float32), std.astype(np.float32)
-    if not hvg.any() or not (var > 0).any():
+    if genes is not None:
+        genes = np.asarray(genes, dtype=bool)
+        if genes.shape != (n_vars,):
+            raise ScdeepclustInputError(
+                f"expression_pcs: genes is a mask of {genes.shape} entries; expected one per "
+                f"gene ({n_vars})."
+            )
+    if normalization == "pearson":
+        hvg, normalized, mean, std = _pearson_transform(
+            X, libsize, codes, n_groups, n_top_genes, genes, chunk
+        )
+    else:
+        batched = batches is not None
+        hvg, normalized, mean, std = _log_transform(
+            X, scale, codes, n_groups, n_top_genes, (gene_selection, batched), genes, chunk
+        )
+    if not hvg.any() or not (std > 0).any():
         raise ScdeepclustInputError(
             "expression_pcs: no gene varies across observations (the counts are all zero or "
             "every gene is constant), so there is nothing to cluster; check that X holds counts."
         )
 
     def standardized(rows):
-        lognorm = _lognorm_block(read_block(X, rows), scale[rows])[:, hvg]
-        lognorm = lognorm.toarray() if sp.issparse(lognorm) else lognorm
-        return _standardize_block(lognorm, codes[rows], mean, std)
+        return _standardize_block(normalized(rows), codes[rows], mean, std)
 
     fit = fit_subsample(n_obs, random_state)
     sample = np.zeros((fit.size, int(hvg.sum())), dtype=np.float32)

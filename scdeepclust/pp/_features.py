@@ -58,6 +58,7 @@ def expression_pcs(
     batches: np.ndarray | None = None,
     random_state: int = 0,
     genes: np.ndarray | None = None,
+    normalization: str = "log",
 ) -> np.ndarray:
     """Principal components of log-normalised, standardised highly variable genes.
 
@@ -84,11 +85,31 @@ def expression_pcs(
     genes
         Boolean mask of the genes to use (e.g. the user's ``var["highly_variable"]``);
         ``None`` selects ``n_top_genes`` with ``gene_selection``.
+    normalization
+        ``"log"`` (library size to ``target_sum``, log1p), ``"pearson"`` (analytic Pearson
+        residuals of a negative binomial, genes ranked by residual variance instead of
+        ``gene_selection``; Lause et al. 2021) or ``"log+pearson"`` (both, ``n_comps``
+        components each, side by side at equal total variance: :func:`side_by_side`).
 
     Returns
     -------
-    ``n_obs x n_comps`` float32 array.
+    ``n_obs x n_comps`` float32 array (``2 n_comps`` columns for ``"log+pearson"``).
     """
+    if normalization != "log":
+        from ._chunked import expression_pcs_chunked  # one implementation of the residuals
+
+        return expression_pcs_chunked(
+            X,
+            n_comps=n_comps,
+            n_top_genes=n_top_genes,
+            gene_selection=gene_selection,
+            target_sum=target_sum,
+            batches=batches,
+            random_state=random_state,
+            chunk=max(X.shape[0], 1),
+            normalization=normalization,
+            genes=genes,
+        )
     lognorm = log_normalize(X, target_sum)
     batch_series = None if batches is None else pd.Series(batches)
     if genes is not None:
@@ -119,6 +140,17 @@ def expression_pcs(
             f"expression_pcs: too little data for PCA ({scaled.shape[0]} x {scaled.shape[1]})."
         )
     return pca.fit_transform(scaled).astype(np.float32)
+
+
+def side_by_side(views: list[np.ndarray]) -> np.ndarray:
+    """Feature blocks of the same observations, each scaled to a mean squared row norm of
+    one, concatenated: no block dominates by its units or its number of columns."""
+    if len(views) == 1:
+        return views[0]
+    scaled = [
+        v / (np.sqrt(np.mean(np.sum(v.astype(np.float64) ** 2, axis=1))) or 1.0) for v in views
+    ]
+    return np.hstack(scaled).astype(np.float32)
 
 
 def pca_model(shape: tuple[int, int], n_comps: int, *, random_state: int = 0) -> PCA:

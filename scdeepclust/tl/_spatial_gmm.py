@@ -27,6 +27,7 @@ FLOOR_FEATURES = FeatureOptions(
     n_top_genes=2000,
     gene_selection="variance",
     target_sum=1e4,
+    normalization="log",
     n_pcs=50,
     n_comps=20,
     lam=0.9,
