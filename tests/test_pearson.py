@@ -97,3 +97,22 @@ def test_domains_are_found_with_pearson_features(normalization):
         assert np.abs(pcs[batches == b].mean(axis=0)).max() < 0.5
     record = adata.uns["spatial_gmm"]["params"]["features"]
     assert record["normalization"] == normalization
+
+
+def test_row_blocks_use_the_users_genes(monkeypatch):
+    import scdeepclust.pp._chunked as chunked
+    from scdeepclust.engine import FeatureOptions, ModelInputs
+    from scdeepclust.pp._spatial_neighbors import spatial_graph
+
+    adata = sdc.datasets.synthetic(n_obs=800, n_vars=80, n_domains=3, random_state=5)
+    graph, _ = spatial_graph(adata, n_neighs=6, func="test")
+    genes = np.zeros(adata.n_vars, dtype=bool)
+    genes[:25] = True
+    options = FeatureOptions(n_pcs=10, n_comps=6, normalization="log")
+    memory = ModelInputs.build(adata.X, graph, options=options, genes=genes).features
+    monkeypatch.setattr(chunked, "CHUNKED_MIN_OBS", 0)
+    streamed = ModelInputs.build(adata.X, graph, options=options, genes=genes).features
+    ignored = ModelInputs.build(adata.X, graph, options=options).features
+    corr = [abs(np.corrcoef(memory[:, j], streamed[:, j])[0, 1]) for j in range(3)]
+    assert min(corr) > 0.999
+    assert abs(np.corrcoef(memory[:, 2], ignored[:, 2])[0, 1]) < 0.999  # the mask mattered
