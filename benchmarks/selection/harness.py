@@ -155,7 +155,12 @@ def pearson_pcs(X: sp.csr_matrix, c: dict, seed: int) -> np.ndarray:
 def expression_pcs(section: str, c: dict, seed: int) -> np.ndarray:
     X = load(section)[0]
     if "+" in c["genes"]:  # several views, each scaled to unit total variance, side by side
-        blocks = [expression_pcs(section, {**c, "genes": g}, seed) for g in c["genes"].split("+")]
+        views = c["genes"].split("+")
+        n_genes = c.get("view_genes") or [c["n_genes"]] * len(views)  # genes of each view
+        blocks = [
+            expression_pcs(section, {**c, "genes": g, "n_genes": n}, seed)
+            for g, n in zip(views, n_genes)
+        ]
         return np.hstack([b / np.sqrt((b**2).sum(1).mean()) for b in blocks])
     if c["genes"] in ("pearson", "pearson_z"):
         return pearson_pcs(X, c, seed)

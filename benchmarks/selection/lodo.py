@@ -109,6 +109,20 @@ NOTES = """## What was tried, what was chosen, what did not help
   `floor:w136` with HER2ST held out and `floor:w136_logpz` with STARmap held out;
   `tl.spatial_gmm` takes the majority choice (3000 `seurat` genes), which raises the bar on
   HER2ST.
+- **Also tried in session 4, around the new default (not adopted):**
+  `deep:m3align_anneal_mahal_w136_s3000pz` (the floor's 3000 `seurat` genes for the log
+  view, 2000 Pearson genes): family-mean ARI .588 against .589, the same on every family
+  (HER2ST .286 vs .287). Only 151673/151674 (5000 genes) and HER2ST (~15k) can differ by
+  gene choice: 151507/151508/151669 carry 1159-1375 genes and osmFISH, BaristaSeq and
+  STARmap fewer than 200, so every selection keeps them all. Their runs still differ by up
+  to .05 a seed, because the gene order changes the randomized PCA and the training after
+  it: differences of .02 between configurations on one family are within that noise.
+  Reconstruction weight 3 (`gamma`) with the new features: the first four DLPFC slices
+  matched `gamma` 1 to +-.006 a seed; stopped. Both views with 3000 genes each: 151673 .578
+  and 151674 .608 (vs .562 / .602), stopped before the other families (not eligible). The
+  `nb` count model (package, `model={"kind": "nb", "n_members": 3}`) did not finish six
+  sections x two seeds in 90 minutes on one core (it reconstructs every gene's counts);
+  not measured.
 - **Choosing k.** On the floor's features, within-k stability picks 3 almost everywhere
   and BIC keeps falling with k; CellCharter's two-sided stability (agreement of the
   clusterings at k with those at k - 1 and k + 1) was within +-1 of the true k on 3 of 5
