@@ -128,6 +128,10 @@ NOTES = """## What was tried, what was chosen, what did not help
   clusterings at k with those at k - 1 and k + 1) was within +-1 of the true k on 3 of 5
   DLPFC slices and most other sections (`kselect_runs.csv`): it is the default
   (`engine.StabilityK`).
+  Session 4, on the floor-style features at seed 0 (scratch; DLPFC picks against 7/7/5/7/7):
+  with the new two-view features 6/7/3/3/3 (2 of 5 within +-1; 3 of 5 over three seeds in
+  the domain benchmark), log-only 6/7/7/12/5 (2 of 5), Pearson-only 6/7/3/6/13 (3 of 5).
+  No view is clearly better for k, so the criterion is left on the model features.
 - **Honest gaps.** No configuration tried beats the linear floor on every tissue family:
   the session-4 default is ahead on osmFISH, BaristaSeq and DLPFC (.515 vs .514, level),
   behind on STARmap (.783 vs .812) and, against the floor's new `seurat` genes, on HER2ST
