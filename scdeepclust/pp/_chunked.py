@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from .._utils import ScdeepclustInputError, check_count_values, is_backed_sparse
 from ._features import hop_weights, pca_model, side_by_side
-from ._pearson import pearson_residuals, residual_statistics
+from ._pearson import group_indicator, pearson_residuals, residual_statistics
 from ._spatial_neighbors import row_normalized
 
 #: Above this many observations the features are computed in row blocks (bounded memory);
@@ -154,9 +154,7 @@ class _GeneStats:
         self.nnz = self.sums[4]
 
     def add(self, lognorm, codes: np.ndarray, n_groups: int) -> None:
-        onehot = sp.csr_matrix(
-            (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_groups, len(codes))
-        )
+        onehot = group_indicator(codes, n_groups)
         self.n += np.asarray(onehot.sum(axis=1)).ravel()
         if sp.issparse(lognorm):
             lognorm = lognorm.astype(np.float64)
@@ -330,7 +328,6 @@ def expression_pcs_chunked(
     log-normalised counts (genes ranked by residual variance, see :mod:`._pearson`);
     ``genes`` (a boolean mask) replaces the gene selection.
     """
-    from ..nn._distributed import allreduce_sum, my_blocks
 
     if gene_selection not in ("seurat", "variance"):
         raise ScdeepclustInputError(
@@ -342,16 +339,6 @@ def expression_pcs_chunked(
             f"expression_pcs: unknown normalization {normalization!r}; "
             f"valid choices are {', '.join(map(repr, NORMALIZATIONS))}."
         )
-    if "+" in normalization:  # several views of the counts, side by side
-        options = dict(n_comps=n_comps, n_top_genes=n_top_genes, gene_selection=gene_selection)
-        options.update(target_sum=target_sum, batches=batches, random_state=random_state)
-        views = [
-            expression_pcs_chunked(
-                X, **options, chunk=chunk, func=func, normalization=view, genes=genes
-            )
-            for view in normalization.split("+")
-        ]
-        return side_by_side(views)
     if sp.issparse(X) and not isinstance(X, sp.csr_matrix | sp.csr_array):
         X = sp.csr_matrix(X)
     n_obs, n_vars = X.shape
@@ -375,15 +362,26 @@ def expression_pcs_chunked(
                 f"expression_pcs: genes is a mask of {genes.shape} entries; expected one per "
                 f"gene ({n_vars})."
             )
-    if normalization == "pearson":
-        hvg, normalized, mean, std = _pearson_transform(
-            X, libsize, codes, n_groups, n_top_genes, genes, chunk
-        )
-    else:
-        batched = batches is not None
-        hvg, normalized, mean, std = _log_transform(
-            X, scale, codes, n_groups, n_top_genes, (gene_selection, batched), genes, chunk
-        )
+    views = []  # the counts are checked and their library sizes summed once for all views
+    for view in normalization.split("+"):
+        if view == "pearson":
+            hvg, normalized, mean, std = _pearson_transform(
+                X, libsize, codes, n_groups, n_top_genes, genes, chunk
+            )
+        else:
+            batched = batches is not None
+            hvg, normalized, mean, std = _log_transform(
+                X, scale, codes, n_groups, n_top_genes, (gene_selection, batched), genes, chunk
+            )
+        views.append(_view_pcs(hvg, normalized, mean, std, codes, n_comps, random_state, chunk))
+    return side_by_side(views)
+
+
+def _view_pcs(hvg, normalized, mean, std, codes, n_comps: int, random_state: int, chunk: int):
+    """PCs of one view: its per-sample z-scores, a PCA fitted on at most :data:`FIT_OBS` rows
+    and applied to every row block."""
+    from ..nn._distributed import allreduce_sum, my_blocks
+
     if not hvg.any() or not (std > 0).any():
         raise ScdeepclustInputError(
             "expression_pcs: no gene varies across observations (the counts are all zero or "
@@ -393,6 +391,7 @@ def expression_pcs_chunked(
     def standardized(rows):
         return _standardize_block(normalized(rows), codes[rows], mean, std)
 
+    n_obs = len(codes)
     fit = fit_subsample(n_obs, random_state)
     sample = np.zeros((fit.size, int(hvg.sum())), dtype=np.float32)
     for rows in my_blocks(row_blocks(n_obs, chunk)):

@@ -105,7 +105,7 @@ def residual_statistics(
         Sums an array over processes, in place, and returns it (identity when alone).
     """
     n_obs = libsize.shape[0]
-    onehot = _group_indicator(codes, n_groups)
+    onehot = group_indicator(codes, n_groups)
     gene_sums = None
     for rows in blocks():
         part = onehot[:, rows] @ read(rows)
@@ -128,7 +128,7 @@ def residual_statistics(
     return ResidualStatistics(shares, n, moments[0], moments[1], clip)
 
 
-def _group_indicator(codes: np.ndarray, n_groups: int) -> sp.csr_matrix:
+def group_indicator(codes: np.ndarray, n_groups: int) -> sp.csr_matrix:
     """``n_groups x n_obs`` indicator of each row's sample."""
     return sp.csr_matrix(
         (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_groups, len(codes))
