@@ -140,6 +140,23 @@ def test_annealed_refinement_settles(small_adata, fast):
     assert len(changes) >= 1 and changes[-1] < 1e-3 and record["converged"] is True
 
 
+def test_balance_target_reaches_refinement_and_record(small_adata, fast, monkeypatch):
+    from sklearn.metrics import adjusted_rand_score
+
+    from scdeepclust import nn as snn
+
+    seen = []
+    real = snn.dec_refine
+    monkeypatch.setattr(
+        snn, "dec_refine", lambda *a, **k: seen.append(k["balance_target"]) or real(*a, **k)
+    )
+    sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, refine={"balance_target": False}))
+    assert seen == [False]
+    assert small_adata.uns["deep_cluster"]["params"]["refine"]["balance_target"] is False
+    labels = small_adata.obs["deep_cluster"]
+    assert adjusted_rand_score(small_adata.obs["truth"], labels) > 0.8
+
+
 def test_ensemble_members_are_trained_and_combined(small_adata, fast, monkeypatch):
     from scdeepclust import nn as snn
 

@@ -36,6 +36,15 @@ def test_target_distribution_sharpens():
     assert snn.kl_clustering_loss(q, q).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_unbalanced_target_only_sharpens():
+    q = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.5, 0.5]])  # cluster 0 holds most mass
+    plain = snn.target_distribution(q, balance=False)
+    assert torch.allclose(plain, q.pow(2) / q.pow(2).sum(dim=1, keepdim=True))
+    balanced = snn.target_distribution(q)
+    # DEC's division by the cluster frequency pushes the tied spot towards the rarer cluster
+    assert balanced[2, 1] > 0.5 and plain[2, 1] == pytest.approx(0.5)
+
+
 def test_nb_likelihood_matches_scipy():
     from scipy.stats import nbinom
 

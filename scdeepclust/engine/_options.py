@@ -113,7 +113,8 @@ class FeatureOptions(Options):
     lam
         Weight of the neighbourhood (0 = expression only, 1 = neighbourhood only).
     hops
-        Neighbourhood averages (1 = direct neighbours, 2 adds theirs).
+        Neighbourhood averages (1 = direct neighbours, 2 adds theirs, ...). Default 6, chosen
+        leave-one-dataset-out among 2, 3, 4, 6 and 8 (``benchmarks/results/selection.md``).
     hop_weighting
         Shares of ``lam`` across hops: ``"equal"``, or ``"linear"`` (hop ``h`` weighs in
         proportion to ``h``, so the wider neighbourhood dominates).
@@ -136,7 +137,7 @@ class FeatureOptions(Options):
     n_pcs: int = _opt(50, "int>=1")
     n_comps: int = _opt(20, "int>=1")
     lam: float = _opt(0.9, "[0,1]")
-    hops: int = _opt(2, "int>=0")
+    hops: int = _opt(6, "int>=0")
     hop_weighting: HopWeighting = _opt("linear", label="hop_weighting")
     n_neighs: int = _opt(6, "int>=1")
     use_highly_variable: bool | None = None
@@ -213,6 +214,11 @@ class RefineOptions(Options):
     anneal
         Lower the learning rate along a cosine to zero over ``epochs``, so the labels
         settle (converge) instead of oscillating at domain borders.
+    balance_target
+        Divide DEC's target by the cluster frequencies, as DEC does, which pulls the
+        clusters towards equal sizes. ``False`` (the default, chosen leave-one-dataset-out
+        in 5 of 5 folds) keeps only the sharpening ``q^2``, so domains of very different
+        sizes (a thin layer, a small tumour region) can stand.
     choose_k
         How ``n_clusters=None`` is estimated: ``"stability"`` (the k whose clusterings agree
         best with those at k - 1 and k + 1, :class:`StabilityK`) or ``"leiden"`` (the number
@@ -232,6 +238,7 @@ class RefineOptions(Options):
     gamma: float = _opt(1.0, ">=0")
     smooth_assignments: bool = True
     anneal: bool = True
+    balance_target: bool = False
     choose_k: KChoice = _opt("stability", label="choose_k")
     k_range: tuple[int, int] = _opt((2, 16), "k_range")
     leiden_resolution: float = _opt(0.5, ">0")
