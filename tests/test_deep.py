@@ -140,7 +140,7 @@ def test_annealed_refinement_settles(small_adata, fast):
     assert len(changes) >= 1 and changes[-1] < 1e-3 and record["converged"] is True
 
 
-def test_balance_target_reaches_refinement_and_record(small_adata, fast, monkeypatch):
+def test_target_balance_reaches_refinement_and_record(small_adata, fast, monkeypatch):
     from sklearn.metrics import adjusted_rand_score
 
     from scdeepclust import nn as snn
@@ -148,11 +148,11 @@ def test_balance_target_reaches_refinement_and_record(small_adata, fast, monkeyp
     seen = []
     real = snn.dec_refine
     monkeypatch.setattr(
-        snn, "dec_refine", lambda *a, **k: seen.append(k["balance_target"]) or real(*a, **k)
+        snn, "dec_refine", lambda *a, **k: seen.append(k["target_balance"]) or real(*a, **k)
     )
-    sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, refine={"balance_target": False}))
+    sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, refine={"target_balance": 0.0}))
     assert seen == [False]
-    assert small_adata.uns["deep_cluster"]["params"]["refine"]["balance_target"] is False
+    assert small_adata.uns["deep_cluster"]["params"]["refine"]["target_balance"] == 0.0
     labels = small_adata.obs["deep_cluster"]
     assert adjusted_rand_score(small_adata.obs["truth"], labels) > 0.8
 

@@ -99,7 +99,7 @@ BASE = dict(
     gamma=1.0,
     smooth_q=True,
     anneal=False,
-    balance=True,  # DEC's target divides by cluster frequency
+    balance=True,  # DEC's target divides by cluster frequency (a float: by its power)
     init="latent",  # initial clusters: GMM on the "latent" or on the input "features"
     dec=True,
     metric="euclidean",  # DEC kernel distance: "euclidean" or "mahalanobis" (initial tied GMM)
@@ -252,10 +252,16 @@ def deep_member(F, graph, k, c, seed):
 
     import scdeepclust.nn.training as training
 
-    if not c["balance"]:  # target without DEC's cluster-frequency normalisation
-        training.target_distribution = lambda q: q.pow(2) / q.pow(2).sum(dim=1, keepdim=True)
-    else:
+    if c["balance"] is True:
         training.target_distribution = snn.losses.target_distribution
+    else:  # q^2 / f^power: no (False) or partial division by the cluster frequencies
+        power = float(c["balance"])
+
+        def partial(q, *_):
+            weight = q.pow(2) / q.sum(dim=0).clamp(min=1e-12).pow(power)
+            return weight / weight.sum(dim=1, keepdim=True)
+
+        training.target_distribution = partial
     res = snn.dec_refine(
         model,
         clus,

@@ -225,7 +225,7 @@ def run_dec(trained, clustering, config, generator, *, smooth, refine: RefineOpt
         tol=refine.tol,
         gamma=gamma,
         anneal=refine.anneal,
-        balance_target=refine.balance_target,
+        target_balance=refine.target_balance,
     )
 
 

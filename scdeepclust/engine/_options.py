@@ -214,11 +214,11 @@ class RefineOptions(Options):
     anneal
         Lower the learning rate along a cosine to zero over ``epochs``, so the labels
         settle (converge) instead of oscillating at domain borders.
-    balance_target
-        Divide DEC's target by the cluster frequencies, as DEC does, which pulls the
-        clusters towards equal sizes. ``False`` (the default, chosen leave-one-dataset-out
-        in 5 of 5 folds) keeps only the sharpening ``q^2``, so domains of very different
-        sizes (a thin layer, a small tumour region) can stand.
+    target_balance
+        Power of the division of DEC's target by the cluster frequencies (``q^2 / f^power``):
+        1 is DEC's own target, which pulls the clusters towards equal sizes; 0 (the
+        default, chosen leave-one-dataset-out in 5 of 5 folds) keeps only the sharpening,
+        so domains of very different sizes (a thin layer, a small tumour region) can stand.
     choose_k
         How ``n_clusters=None`` is estimated: ``"stability"`` (the k whose clusterings agree
         best with those at k - 1 and k + 1, :class:`StabilityK`) or ``"leiden"`` (the number
@@ -238,7 +238,7 @@ class RefineOptions(Options):
     gamma: float = _opt(1.0, ">=0")
     smooth_assignments: bool = True
     anneal: bool = True
-    balance_target: bool = False
+    target_balance: float = _opt(0.0, "[0,1]")
     choose_k: KChoice = _opt("stability", label="choose_k")
     k_range: tuple[int, int] = _opt((2, 16), "k_range")
     leiden_resolution: float = _opt(0.5, ">0")

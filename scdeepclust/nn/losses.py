@@ -5,20 +5,20 @@ from __future__ import annotations
 import torch
 
 
-def target_distribution(q: torch.Tensor, balance: bool = True) -> torch.Tensor:
-    """DEC's sharpened target ``p_ij ∝ q_ij^2 / f_j`` with cluster frequencies ``f_j``.
+def target_distribution(q: torch.Tensor, balance: float = 1.0) -> torch.Tensor:
+    """DEC's sharpened target ``p_ij ∝ q_ij^2 / f_j^balance`` with cluster frequencies ``f_j``.
 
     Parameters
     ----------
     q
         ``n x k`` soft assignments.
     balance
-        Divide by the cluster frequencies ``f_j`` (DEC's own target, which pulls clusters
-        towards equal sizes); ``False`` keeps only the sharpening, ``p_ij ∝ q_ij^2``.
+        Power of the division by the cluster frequencies: 1 is DEC's own target, which
+        pulls clusters towards equal sizes; 0 keeps only the sharpening, ``p_ij ∝ q_ij^2``.
     """
     weight = q.pow(2)
     if balance:
-        weight = weight / q.sum(dim=0).clamp(min=1e-12)
+        weight = weight / q.sum(dim=0).clamp(min=1e-12).pow(balance)
     return weight / weight.sum(dim=1, keepdim=True)
 
 

@@ -226,7 +226,7 @@ def dec_refine(
     tol: float = 0.001,
     gamma: float = 1.0,
     anneal: bool = False,
-    balance_target: bool = True,
+    target_balance: float = 1.0,
 ) -> DecResult:
     """DEC refinement: minimise KL(P || Q) + ``gamma`` x reconstruction.
 
@@ -237,9 +237,9 @@ def dec_refine(
     ``config.lr`` towards zero over ``max_epochs``, so the labels settle by the last epoch
     instead of oscillating at domain borders (the batch-norm momentum is annealed alike,
     since moving running statistics also flip labels); the labels after the last epoch are
-    then checked against ``tol`` too. ``balance_target=False`` drops DEC's division of the
-    target by the cluster frequencies (see :func:`target_distribution`). Never looks at any
-    truth.
+    then checked against ``tol`` too. ``target_balance`` is the power of the target's
+    division by the cluster frequencies (1: DEC's, 0: none; see
+    :func:`target_distribution`). Never looks at any truth.
     """
     params = list(model.parameters()) + list(clustering.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr)
@@ -254,7 +254,7 @@ def dec_refine(
         with torch.no_grad():
             q_all = clustering(encode(model, inputs))
             q_used = smooth(q_all) if smooth is not None else q_all
-            return q_used, target_distribution(q_used, balance_target), q_used.argmax(dim=1)
+            return q_used, target_distribution(q_used, target_balance), q_used.argmax(dim=1)
 
     norms = [
         (module, module.momentum)
