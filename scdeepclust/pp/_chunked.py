@@ -11,8 +11,9 @@ done on row blocks of ``X`` so that memory grows with ``n_obs x (n_pcs + n_comps
    float64 in one pass; they select the genes and standardise them;
 3. the expression PCA is fitted on at most :data:`FIT_OBS` standardised rows (a seeded
    subsample) and applied to every block;
-4. the neighbour averages are sparse products, the last hop per row block; the final PCA is
-   fitted on the subsample's rows and applied block by block.
+4. the neighbour averages are sparse products, made one hop at a time; the final PCA is
+   fitted on the subsample's rows of all hops and, being linear, applied as a sum over
+   hops of each hop's projection (the hops are never held side by side).
 
 Everything is float32 except the statistics. Blocks are read with ``X[start:stop]``, which
 works for numpy arrays, scipy sparse matrices, ``h5py`` datasets and anndata's backed sparse
@@ -432,44 +433,53 @@ def reduced_spatial_features(
     random_state: int = 0,
     chunk: int = CHUNK_ROWS,
 ) -> np.ndarray:
-    """:func:`spatial_embedding` then its PCA to ``n_comps``, one row block at a time.
+    """:func:`spatial_embedding` then its PCA to ``n_comps``, one hop at a time.
 
-    The ``n_obs x (hops + 1) n_pcs`` matrix is never formed: the averages up to hop
-    ``hops - 1`` are kept (``n_obs x n_pcs`` each), the last hop and the concatenation are
-    made per block, and the PCA is fitted on at most :data:`FIT_OBS` rows. Scaled so the
-    first component has unit variance; float32. Under ``torch.distributed`` each rank makes
-    the neighbour products and projections of its share of the row blocks.
+    The ``n_obs x (hops + 1) n_pcs`` matrix is never formed, nor are the hops kept side by
+    side: the PCA is fitted on at most :data:`FIT_OBS` rows of the concatenation, and since
+    the projection is linear it is the sum over hops of each hop's block of the PCA axes,
+    added up while the hops are made (two passes of neighbour products, about
+    ``2 n_obs x n_pcs`` values held at a time). Scaled so the first component has unit
+    variance; float32. Under ``torch.distributed`` each rank makes the neighbour products
+    and projections of its share of the row blocks.
     """
     n_obs = pcs.shape[0]
     pcs = np.asarray(pcs, dtype=np.float32)
     if graph is None:
-        weights, kept, operator = [1.0], [pcs], None
+        weights, operator = [1.0], None
     else:
         weights = hop_weights(lam, hops, hop_weighting)
         operator = row_normalized(graph, self_loops=True)
-        kept = [pcs]
-        for _ in range(hops - 1):
-            kept.append(_neighbour_product(operator, kept[-1], chunk))
 
-    def block(rows):
-        parts = [np.float32(w) * part[rows] for w, part in zip(weights, kept)]
-        if operator is not None and hops:
-            last = np.asarray(operator[rows] @ kept[-1], dtype=np.float32)
-            parts.append(np.float32(weights[-1]) * last)
-        return np.hstack(parts).astype(np.float32, copy=False)
+    def weighted_hops():
+        """``(h, weight_h x average over h hops)`` for h = 0..hops, one at a time."""
+        current = pcs
+        for h, weight in enumerate(weights):
+            if h:
+                current = _neighbour_product(operator, current, chunk)
+            yield h, np.float32(weight) * current
 
-    n_features = pcs.shape[1] * len(weights)
+    width = pcs.shape[1]
+    n_features = width * len(weights)
     pca = pca_model((n_obs, n_features), n_comps, random_state=random_state)
-    fit = fit_subsample(n_obs, random_state)
-    if pca.n_components < n_features:
-        sample = block(fit)
+    if pca.n_components >= n_features:  # nothing to reduce (tiny inputs)
+        out = np.hstack([part for _, part in weighted_hops()]).astype(np.float32)
+    else:
+        fit = fit_subsample(n_obs, random_state)
+        sample = np.hstack([part[fit] for _, part in weighted_hops()])
         pca = pca_model(sample.shape, pca.n_components, random_state=random_state).fit(sample)
         del sample
-        out = rows_by_block(
-            n_obs, pca.n_components_, chunk, lambda rows: pca.transform(block(rows))
-        )
-    else:
-        out = rows_by_block(n_obs, n_features, chunk, block)
+        axes = pca.components_.astype(np.float32)
+        centre = pca.mean_.astype(np.float32)
+        out = np.zeros((n_obs, pca.n_components_), dtype=np.float32)
+        for h, part in weighted_hops():
+            cols = slice(h * width, (h + 1) * width)
+            out += rows_by_block(
+                n_obs,
+                pca.n_components_,
+                chunk,
+                lambda rows, part=part, cols=cols: (part[rows] - centre[cols]) @ axes[:, cols].T,
+            )
     scale = float(out[:, 0].std(dtype=np.float64)) or 1.0
     out /= np.float32(scale)
     return out
