@@ -165,7 +165,9 @@ NOTES = """## What was tried, what was chosen, what did not help
   of the cluster frequency (`deep:h6_logpz_bal05`, `target_balance` 0.5): .612 against
   .617; five members instead of three (`members` 5, scratch, 151507/151669/151673/151674,
   HER2ST C1/D1, 2 seeds; stopped before every section ran): within +-.02 of three members
-  a seed, no smaller spread.
+  a seed, no smaller spread. The medoid member instead of the aligned mean
+  (`deep:h6_logpz_nobal_medoid`, the member agreeing best with the others): .611, chosen
+  only with HER2ST held out.
 - **Honest gaps.** No configuration tried beats the linear floor on every tissue family.
   In the domain benchmark (3 seeds) the session-5 defaults are ahead on DLPFC (.531 vs
   .504), osmFISH (.710 vs .524), BaristaSeq (.698 vs .608) and STARmap (.898 vs .881) and
