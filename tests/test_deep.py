@@ -151,7 +151,7 @@ def test_target_balance_reaches_refinement_and_record(small_adata, fast, monkeyp
         snn, "dec_refine", lambda *a, **k: seen.append(k["target_balance"]) or real(*a, **k)
     )
     sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, refine={"target_balance": 0.0}))
-    assert seen == [False]
+    assert seen == [0.0]
     assert small_adata.uns["deep_cluster"]["params"]["refine"]["target_balance"] == 0.0
     labels = small_adata.obs["deep_cluster"]
     assert adjusted_rand_score(small_adata.obs["truth"], labels) > 0.8
