@@ -250,18 +250,6 @@ def deep_member(F, graph, k, c, seed):
         def smooth(q):
             return torch.sparse.mm(op, q)
 
-    import scdeepclust.nn.training as training
-
-    if c["balance"] is True:
-        training.target_distribution = snn.losses.target_distribution
-    else:  # q^2 / f^power: no (False) or partial division by the cluster frequencies
-        power = float(c["balance"])
-
-        def partial(q, *_):
-            weight = q.pow(2) / q.sum(dim=0).clamp(min=1e-12).pow(power)
-            return weight / weight.sum(dim=1, keepdim=True)
-
-        training.target_distribution = partial
     res = snn.dec_refine(
         model,
         clus,
@@ -274,6 +262,8 @@ def deep_member(F, graph, k, c, seed):
         tol=c["tol"],
         gamma=c["gamma"],
         anneal=c["anneal"],
+        # True: DEC's division by the cluster frequency; False or a float: its power
+        target_balance=1.0 if c["balance"] is True else float(c["balance"]),
     )
     return res.labels.numpy(), res.q.numpy(), {"converged": res.converged, "epochs": len(res.kl)}
 
