@@ -35,7 +35,7 @@ def test_deep_cluster_outputs(clustered):
 def test_flat_keywords_still_work_with_a_future_warning(fast):
     adata = sdc.datasets.synthetic(n_obs=300, n_vars=60, n_domains=3, random_state=4)
     grouped = sdc.tl.deep_cluster(
-        adata, 3, copy=True, **fast.merge(fast.dc, model={"n_members": 3})
+        adata, 3, copy=True, **fast.merge(fast.dc, model={"n_members": 5})
     )  # the flat call gets deep_cluster's default ensemble
     flat = dict(epochs=30, refine_epochs=10, n_top_genes=100, n_pcs=20, n_comps=20)
     with pytest.warns(FutureWarning, match="refine_epochs -> refine=\\{'epochs'"):
@@ -167,6 +167,7 @@ def test_ensemble_members_are_trained_and_combined(small_adata, fast, monkeypatc
     record = small_adata.uns["deep_cluster"]
     assert len(calls) == 3  # one autoencoder per member
     assert len(record["history"]["member_converged"]) == 3
+    assert record["history"]["consensus_reference"] in (0, 1, 2)  # the medoid member
     assert small_adata.obsm["deep_cluster_proba"].shape == (small_adata.n_obs, 3)
     assert np.allclose(small_adata.obsm["deep_cluster_proba"].sum(axis=1), 1.0, atol=1e-4)
 

@@ -24,7 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 
 import scdeepclust as sdc
 from scdeepclust import nn as snn
-from scdeepclust.engine import aligned_mean, pooled_whitening
+from scdeepclust.engine import aligned_mean, medoid_index, pooled_whitening
 from scdeepclust.pp import knn_graph, row_normalized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,16 +277,6 @@ def consensus(members: list[np.ndarray], k: int, seed: int) -> np.ndarray:
     return labels
 
 
-def medoid(labelings: list[np.ndarray]) -> np.ndarray:
-    """The member labelling with the highest mean ARI to the others."""
-    m = len(labelings)
-    sim = np.zeros((m, m))
-    for i in range(m):
-        for j in range(i + 1, m):
-            sim[i, j] = sim[j, i] = adjusted_rand_score(labelings[i], labelings[j])
-    return labelings[int(sim.sum(1).argmax())]
-
-
 def potts(labels, proba, graph, beta, k, n_iter=10):
     """ICM smoothing: argmax log p + beta * (fraction of neighbours with that label)."""
     if beta <= 0:
@@ -319,11 +309,12 @@ def run_config(section: str, c: dict, seed: int) -> dict:
         info = outs[0][2]
         if members == 1:
             labels, proba = outs[0][0], outs[0][1]
-        elif c["consensus"] == "align":
-            proba = aligned_mean([o[1] for o in outs])
+        elif c["consensus"] in ("align", "align_medoid"):  # reference: first or medoid member
+            reference = 0 if c["consensus"] == "align" else "medoid"
+            proba = aligned_mean([o[1] for o in outs], reference=reference)
             labels = proba.argmax(1)
         elif c["consensus"] == "medoid":
-            labels = medoid([o[0] for o in outs])
+            labels = outs[medoid_index([o[0] for o in outs])][0]
             proba = np.eye(k)[labels] * 0.8 + 0.2 / k
         else:
             labels = consensus([o[0] for o in outs], k, seed)

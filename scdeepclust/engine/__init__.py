@@ -13,7 +13,7 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 """
 
 from ._choose_k import StabilityK
-from ._consensus import aligned_mean, match_clusters
+from ._consensus import aligned_mean, match_clusters, medoid_index
 from ._context import RunContext, forked_rng, limit_threads, run_context, seed_torch
 from ._dec import (
     MAX_FIT_OBS,
@@ -54,6 +54,7 @@ __all__ = [
     "SpatialDEC",
     "StabilityK",
     "aligned_mean",
+    "medoid_index",
     "match_clusters",
     "Member",
     "Clustering",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score
 
 
 def match_clusters(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -20,25 +21,45 @@ def match_clusters(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -
     return perm
 
 
-def aligned_mean(probas: list[np.ndarray]) -> np.ndarray:
-    """Average soft assignments after matching every one's clusters to the first one's.
+def medoid_index(labelings: list[np.ndarray]) -> int:
+    """Index of the labelling that agrees best with the others (highest summed ARI).
+
+    Ties go to the earliest labelling; with fewer than three labellings it is 0.
+    """
+    m = len(labelings)
+    agreement = np.zeros(m)
+    for i in range(m):
+        for j in range(i + 1, m):
+            score = adjusted_rand_score(labelings[i], labelings[j])
+            agreement[i] += score
+            agreement[j] += score
+    return int(agreement.argmax()) if m > 2 else 0
+
+
+def aligned_mean(probas: list[np.ndarray], reference: int | str = "medoid") -> np.ndarray:
+    """Average soft assignments after matching every one's clusters to a reference's.
 
     Cluster numbers are arbitrary in each member, so each member's columns are permuted to
-    the first member's clusters (maximum overlap of the hard labels) before averaging.
+    the reference member's clusters (maximum overlap of the hard labels) before averaging.
+    Matching to a member whose partition is unlike the others' (a split or merged domain)
+    pulls the mean towards that partition, so by default the reference is the member that
+    agrees best with the others (:func:`medoid_index`).
 
     Parameters
     ----------
     probas
         ``n_obs x k`` soft assignments of the members (same ``k``).
+    reference
+        ``"medoid"`` or the index of the reference member.
 
     Returns
     -------
-    The ``n_obs x k`` mean, in the first member's cluster order.
+    The ``n_obs x k`` mean, in the reference member's cluster order.
     """
-    reference = probas[0].argmax(axis=1)
-    n_clusters = probas[0].shape[1]
-    total = np.asarray(probas[0], dtype=np.float64).copy()
-    for proba in probas[1:]:
-        perm = match_clusters(reference, proba.argmax(axis=1), n_clusters)
-        total += proba[:, perm]
+    hard = [np.asarray(p).argmax(axis=1) for p in probas]
+    ref = medoid_index(hard) if reference == "medoid" else int(reference)
+    n_clusters = probas[ref].shape[1]
+    total = np.zeros(probas[ref].shape, dtype=np.float64)
+    for i, (proba, labels) in enumerate(zip(probas, hard)):
+        total += proba if i == ref else proba[:, match_clusters(hard[ref], labels, n_clusters)]
     return (total / len(probas)).astype(np.float32)

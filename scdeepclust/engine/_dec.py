@@ -29,7 +29,7 @@ from .. import nn as snn
 from .._utils import ScdeepclustInputError
 from ..pp import row_normalized
 from ..pp._chunked import FIT_OBS, fit_subsample
-from ._consensus import aligned_mean
+from ._consensus import aligned_mean, medoid_index
 from ._context import forked_rng, seed_torch
 from ._inputs import ModelInputs
 from ._options import ModelOptions, RefineOptions, TrainOptions
@@ -189,22 +189,25 @@ MEMBER_SEED_STEP = 1000
 def consensus_of(results: list[Clustering]) -> Clustering:
     """One clustering from several members' clusterings of the same k.
 
-    The soft assignments are averaged after matching clusters (:func:`aligned_mean`) and
-    the labels are its argmax; the latent space and history are the first member's; the
-    ensemble has converged when every member has; collapse events keep their member.
+    The reference is the member whose labels agree best with the others'
+    (:func:`medoid_index`); the soft assignments are averaged after matching every member's
+    clusters to it (:func:`aligned_mean`) and the labels are the mean's argmax. The latent
+    space and history are the reference's (``history["consensus_reference"]`` says which);
+    the ensemble has converged when every member has; collapse events keep their member.
     """
-    proba = aligned_mean([r.proba for r in results])
+    ref = medoid_index([r.labels for r in results])
+    proba = aligned_mean([r.proba for r in results], reference=ref)
     events = [{**event, "member": i} for i, r in enumerate(results) for event in r.collapse_events]
-    first = results[0]
     history = {
-        **first.history,
+        **results[ref].history,
         "member_converged": [bool(r.converged) for r in results],
+        "consensus_reference": ref,
     }
     return Clustering(
-        first.n_clusters,
+        results[ref].n_clusters,
         proba.argmax(axis=1),
         proba,
-        first.latent,
+        results[ref].latent,
         history,
         all(r.converged for r in results),
         events,

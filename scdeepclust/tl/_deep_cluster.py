@@ -214,7 +214,8 @@ def warn_if_off(result, chooser, refine: RefineOptions) -> None:
         )
         warnings.warn(
             f"{_FUNC}: refinement did not converge: {which}{changes[-1]:.2%} of labels changed "
-            f"in the last of {len(changes)} epochs of the first member (tol {refine.tol:.2%}); "
+            f"in the last of {len(changes)} epochs{' of the reference member' if members else ''} "
+            f"(tol {refine.tol:.2%}); "
             "the labels depend on the epoch cap. Raise refine={'epochs': ...} or use "
             "refine={'anneal': True}.",
             UserWarning,

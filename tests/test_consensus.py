@@ -1,0 +1,44 @@
+"""Consensus of several members' soft assignments (engine._consensus)."""
+
+import numpy as np
+
+from scdeepclust.engine import aligned_mean, match_clusters, medoid_index
+
+
+def one_hot(labels, k, confidence=0.9):
+    proba = np.full((len(labels), k), (1 - confidence) / (k - 1), dtype=np.float32)
+    proba[np.arange(len(labels)), labels] = confidence
+    return proba
+
+
+def test_match_clusters_recovers_a_permutation():
+    ref = np.repeat(np.arange(3), 10)
+    relabelled = np.array([2, 0, 1])[ref]
+    perm = match_clusters(ref, relabelled, 3)
+    assert np.array_equal(one_hot(relabelled, 3)[:, perm].argmax(1), ref)
+
+
+def test_medoid_index_is_the_member_agreeing_best_with_the_others():
+    truth = np.repeat(np.arange(3), 20)
+    odd = truth.copy()
+    odd[truth == 2] = 1  # merges two domains
+    odd[:10] = 2  # and splits one
+    agreeing = [np.array([1, 2, 0])[truth], truth.copy()]
+    agreeing[1][:2] = 1  # nearly the same partition
+    assert medoid_index([odd, *agreeing]) in (1, 2)
+    assert medoid_index([odd, truth]) == 0  # two members: the first
+
+
+def test_aligned_mean_is_in_the_medoid_members_cluster_order():
+    truth = np.repeat(np.arange(3), 20)
+    odd = truth.copy()
+    odd[truth == 2] = 1
+    odd[:10] = 2
+    renamed = np.array([1, 2, 0])[truth]
+    members = [one_hot(odd, 3), one_hot(renamed, 3), one_hot(truth, 3)]
+    # the two agreeing members outvote the odd one, in the medoid's (member 1's) names
+    assert np.array_equal(aligned_mean(members).argmax(1), renamed)
+    # with the first member as reference the same partition comes in the odd member's names
+    by_first = aligned_mean(members, reference=0).argmax(1)
+    assert len(set(zip(by_first, truth))) == 3 and not np.array_equal(by_first, renamed)
+    assert np.allclose(aligned_mean(members).sum(1), 1.0, atol=1e-5)
