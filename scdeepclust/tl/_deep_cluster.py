@@ -123,7 +123,9 @@ def deep_cluster(
     - ``uns[key_added]``: ``params`` (the arguments and resolved option groups),
       ``n_clusters``, ``n_clusters_source``, ``n_clusters_evidence`` (stability per k when
       it was estimated), ``history`` (``pretrain_loss``, ``kl_loss``,
-      ``recon_loss``, ``label_change``), ``converged``, ``collapse`` (``detected``,
+      ``recon_loss``, ``label_change`` of the reference member; with several members also
+      ``member_converged`` and ``consensus_reference``, the index of the member whose
+      clusters the others were matched to), ``converged``, ``collapse`` (``detected``,
       ``events``), ``graph``, ``random_state``, ``seconds`` and ``device``.
     """
     arguments = dict(locals())
