@@ -209,6 +209,10 @@ NOTES = """## What was tried, what was chosen, what did not help
   (5), C1 13 and 5 (3), D1 8 and 15 (3) against 6, 3, 3 and 6 on the features; families
   within +-1 (mean of family fractions) .49 against .48; z-scored sum of the two curves .58
   (DLPFC 4 of 10, the same as the features). None adopted.
+- **Seven members (session 6, scratch, seeds 0-2; the first five are the default's):**
+  151507 .553 (sd .024) vs .542 (.028), 151669 .520 (.002) vs .499 (.022), 151673 .573
+  (.021) vs .567 (.012), HER2ST A1 .252 / C1 .202 / D1 .169 vs .234 / .204 / .187 (sd .04-.06
+  either way), at 1.4 times the cost of five; not run on the other families, not adopted.
 - **Honest gaps.** No configuration tried beats the linear floor on every tissue family.
   In the domain benchmark (3 seeds) the session-6 defaults are ahead on DLPFC (.545 vs
   .504), osmFISH (.696 vs .524), BaristaSeq (.704 vs .608) and STARmap (.901 vs .881) and
