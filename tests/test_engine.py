@@ -237,3 +237,27 @@ def test_writer_keys_and_h5ad_writable_record(tmp_path):
     assert back["events"]["0"]["stage"] == "refine" and list(back["hidden"]) == [64, 32]
     assert back["options"]["init"] == "gmm"
     assert h5ad_writable({1: (1, 2)}) == {"1": pytest.approx(np.array([1, 2]))}
+
+
+def test_balance_components_scales_columns_by_a_power_of_their_sd():
+    from scdeepclust.engine._inputs import balance_components
+
+    rng = np.random.default_rng(0)
+    features = (rng.standard_normal((500, 3)) * np.array([4.0, 1.0, 0.25])).astype(np.float32)
+    features[:, 2] = 0.0  # a constant column is left alone
+    half = balance_components(features, 0.5)
+    assert np.allclose(half[:, :2].std(0), np.sqrt(features[:, :2].std(0)), rtol=1e-4)
+    assert np.array_equal(half[:, 2], features[:, 2])
+    assert np.allclose(balance_components(features, 1.0)[:, :2].std(0), 1.0, rtol=1e-4)
+    assert balance_components(features, 0.0) is features
+
+
+def test_model_features_are_half_whitened_by_default(small_adata):
+    from scdeepclust.engine import FeatureOptions, ModelInputs
+    from scdeepclust.pp import knn_graph
+
+    graph = knn_graph(small_adata.obsm["spatial"], 6)
+    kept = ModelInputs.build(small_adata.X, graph, options=FeatureOptions(whiten=0.0))
+    half = ModelInputs.build(small_adata.X, graph, options=FeatureOptions())
+    sd = kept.features.std(0)
+    assert np.allclose(half.features.std(0), np.sqrt(sd), rtol=1e-3)

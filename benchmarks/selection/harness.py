@@ -105,6 +105,7 @@ BASE = dict(
     metric="euclidean",  # DEC kernel distance: "euclidean" or "mahalanobis" (initial tied GMM)
     members=1,
     consensus="coassoc",
+    whiten=0.0,  # divide each feature column by its std to this power before the AE (1: whiten)
     # post-processing
     potts=0.0,  # strength of label smoothing over the graph (0 = off)
 )
@@ -303,6 +304,8 @@ def run_config(section: str, c: dict, seed: int) -> dict:
         labels, proba = gmm_labels(F, k, seed, c["n_init"])
     else:
         members = c["members"]
+        if c["whiten"]:  # equalise the feature columns' variance (partly) for the autoencoders
+            F = (F / np.maximum(F.std(0), 1e-6) ** c["whiten"]).astype(np.float32)
         if members == "auto":  # more members for small data: about the cost of 3 x 4000 obs
             members = int(np.clip(round(12000 / F.shape[0]), 3, 10))
         outs = [deep_member(F, graph, k, c, seed * 1000 + m) for m in range(members)]

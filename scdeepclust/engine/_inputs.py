@@ -20,7 +20,9 @@ class ModelInputs:
     Attributes
     ----------
     features
-        ``n_obs x n_features`` float32, scaled so the first component has unit variance.
+        ``n_obs x n_features`` float32, scaled so the first component has unit variance,
+        then every component divided by its standard deviation to the power
+        ``FeatureOptions.whiten`` (:func:`balance_components`).
     graph
         Spatial graph (``None`` for non-spatial features); its row-normalised form smooths
         features and soft assignments.
@@ -84,7 +86,10 @@ class ModelInputs:
             )
         if use_chunked(counts):  # large or backed on disk: bounded memory, row blocks
             return cls(
-                _chunked_features(counts, graph, options, batches, random_state, genes),
+                balance_components(
+                    _chunked_features(counts, graph, options, batches, random_state, genes),
+                    options.whiten,
+                ),
                 None if graph is None else sp.csr_matrix(graph, dtype=np.float32),
                 counts,
                 graph_source,
@@ -103,7 +108,20 @@ class ModelInputs:
         if pca.n_components < features.shape[1]:
             features = pca.fit_transform(features)
         scale = float(features[:, 0].std()) or 1.0
-        return cls((features / scale).astype(np.float32), graph, counts, graph_source)
+        features = balance_components((features / scale).astype(np.float32), options.whiten)
+        return cls(features, graph, counts, graph_source)
+
+
+def balance_components(features: np.ndarray, power: float) -> np.ndarray:
+    """Divide every column of ``features`` by its standard deviation to ``power``.
+
+    0 leaves them as they are, 1 gives every column unit variance (constant columns are
+    left alone); returns float32.
+    """
+    if not power:
+        return features
+    std = features.std(axis=0)
+    return (features / np.where(std > 0, std, 1.0) ** power).astype(np.float32)
 
 
 def _pcs_options(options: FeatureOptions) -> dict:

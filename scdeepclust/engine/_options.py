@@ -125,6 +125,11 @@ class FeatureOptions(Options):
         Genes of the user's ``var["highly_variable"]``: ``None`` uses them when the column
         exists (``n_top_genes`` and ``gene_selection`` are then not used), ``True``
         requires the column, ``False`` ignores it.
+    whiten
+        Each final component is divided by its standard deviation to this power: 0 keeps
+        the PCA's variances (the first components dominate an autoencoder's
+        reconstruction error), 1 gives every component unit variance. Default 0.5, chosen
+        leave-one-dataset-out (``benchmarks/results/selection.md``).
     """
 
     group: typing.ClassVar[str] = "features"
@@ -141,6 +146,7 @@ class FeatureOptions(Options):
     hop_weighting: HopWeighting = _opt("linear", label="hop_weighting")
     n_neighs: int = _opt(6, "int>=1")
     use_highly_variable: bool | None = None
+    whiten: float = _opt(0.5, "[0,1]")
 
 
 @dataclass(frozen=True)

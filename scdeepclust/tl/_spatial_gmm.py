@@ -27,8 +27,9 @@ _FUNC = "tl.spatial_gmm"
 #: the 1- to 6-hop means on a 6-NN graph weighted sqrt(0.9 h / 21) for hop h]; PCA 20).
 #: Chosen leave-one-dataset-out among the floor's configurations (3 of 5 folds; Scanpy's
 #: 3000 most dispersed genes, log only, 4 hops, in the other two):
-#: benchmarks/results/selection.md.
-FLOOR_FEATURES = FeatureOptions()
+#: benchmarks/results/selection.md. The components keep the PCA's variances (``whiten=0``),
+#: as in that selection; a tied mixture hardly depends on their scale.
+FLOOR_FEATURES = FeatureOptions(whiten=0.0)
 
 
 def spatial_gmm(
