@@ -252,12 +252,13 @@ def test_balance_components_scales_columns_by_a_power_of_their_sd():
     assert balance_components(features, 0.0) is features
 
 
-def test_model_features_are_half_whitened_by_default(small_adata):
+def test_autoencoders_train_on_half_whitened_features_by_default(small_adata):
     from scdeepclust.engine import FeatureOptions, ModelInputs
     from scdeepclust.pp import knn_graph
 
     graph = knn_graph(small_adata.obsm["spatial"], 6)
-    kept = ModelInputs.build(small_adata.X, graph, options=FeatureOptions(whiten=0.0))
-    half = ModelInputs.build(small_adata.X, graph, options=FeatureOptions())
-    sd = kept.features.std(0)
-    assert np.allclose(half.features.std(0), np.sqrt(sd), rtol=1e-3)
+    inputs = ModelInputs.build(small_adata.X, graph, options=FeatureOptions())
+    sd = inputs.features.std(0)
+    assert np.allclose(inputs.training_features.std(0), np.sqrt(sd), rtol=1e-3)
+    assert np.isclose(sd[0], 1.0, rtol=1e-3)  # the mixtures' features keep the PCA variances
+    assert ModelInputs(inputs.features).training_features is inputs.features  # arrays: as given

@@ -20,9 +20,7 @@ class ModelInputs:
     Attributes
     ----------
     features
-        ``n_obs x n_features`` float32, scaled so the first component has unit variance,
-        then every component divided by its standard deviation to the power
-        ``FeatureOptions.whiten`` (:func:`balance_components`).
+        ``n_obs x n_features`` float32, scaled so the first component has unit variance.
     graph
         Spatial graph (``None`` for non-spatial features); its row-normalised form smooths
         features and soft assignments.
@@ -30,12 +28,23 @@ class ModelInputs:
         Raw counts (dense or sparse), reconstructed by the count models (``"zinb"``, ``"nb"``).
     graph_source
         Where the graph came from (``"obsp"``, ``"built"``, ...), for the record.
+    whiten
+        Power of the per-component standard deviation that :attr:`training_features`
+        divides by (``FeatureOptions.whiten``; 0 for arrays given directly).
     """
 
     features: np.ndarray
     graph: sp.csr_matrix | None = None
     counts: Any = None
     graph_source: str | None = None
+    whiten: float = 0.0
+
+    @property
+    def training_features(self) -> np.ndarray:
+        """What the autoencoders train on: :attr:`features` with every column divided by
+        its standard deviation to the power :attr:`whiten` (:func:`balance_components`).
+        Mixtures and the choice of k use :attr:`features` as they are."""
+        return balance_components(self.features, self.whiten)
 
     @property
     def n_obs(self) -> int:
@@ -86,13 +95,11 @@ class ModelInputs:
             )
         if use_chunked(counts):  # large or backed on disk: bounded memory, row blocks
             return cls(
-                balance_components(
-                    _chunked_features(counts, graph, options, batches, random_state, genes),
-                    options.whiten,
-                ),
+                _chunked_features(counts, graph, options, batches, random_state, genes),
                 None if graph is None else sp.csr_matrix(graph, dtype=np.float32),
                 counts,
                 graph_source,
+                options.whiten,
             )
         pcs = expression_pcs(
             counts, **_pcs_options(options), batches=batches, random_state=random_state, genes=genes
@@ -108,8 +115,8 @@ class ModelInputs:
         if pca.n_components < features.shape[1]:
             features = pca.fit_transform(features)
         scale = float(features[:, 0].std()) or 1.0
-        features = balance_components((features / scale).astype(np.float32), options.whiten)
-        return cls(features, graph, counts, graph_source)
+        features = (features / scale).astype(np.float32)
+        return cls(features, graph, counts, graph_source, options.whiten)
 
 
 def balance_components(features: np.ndarray, power: float) -> np.ndarray:

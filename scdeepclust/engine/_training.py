@@ -60,7 +60,7 @@ def train_embedding(
     run context (:func:`run_context` or :func:`forked_rng`) with the seed set
     (:func:`seed_torch`), for reproducibility.
     """
-    x = snn.to_device_tensor(inputs.features, device)
+    x = snn.to_device_tensor(inputs.training_features, device)
     targets = None
     if model.kind in COUNT_MODELS:
         if inputs.counts is None:

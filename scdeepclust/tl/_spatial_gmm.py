@@ -27,8 +27,8 @@ _FUNC = "tl.spatial_gmm"
 #: the 1- to 6-hop means on a 6-NN graph weighted sqrt(0.9 h / 21) for hop h]; PCA 20).
 #: Chosen leave-one-dataset-out among the floor's configurations (3 of 5 folds; Scanpy's
 #: 3000 most dispersed genes, log only, 4 hops, in the other two):
-#: benchmarks/results/selection.md. The components keep the PCA's variances (``whiten=0``),
-#: as in that selection; a tied mixture hardly depends on their scale.
+#: benchmarks/results/selection.md. No autoencoder is trained, so ``whiten`` (which only
+#: scales the autoencoders' input) is recorded as 0.
 FLOOR_FEATURES = FeatureOptions(whiten=0.0)
 
 
