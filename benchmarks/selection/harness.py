@@ -24,7 +24,12 @@ from sklearn.neighbors import NearestNeighbors
 
 import scdeepclust as sdc
 from scdeepclust import nn as snn
-from scdeepclust.engine import aligned_mean, medoid_index, pooled_whitening
+from scdeepclust.engine import (
+    aligned_mean,
+    balance_components,
+    medoid_index,
+    pooled_whitening,
+)
 from scdeepclust.pp import knn_graph, row_normalized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,7 +310,7 @@ def run_config(section: str, c: dict, seed: int) -> dict:
     else:
         members = c["members"]
         if c["whiten"]:  # equalise the feature columns' variance (partly) for the autoencoders
-            F = (F / np.maximum(F.std(0), 1e-6) ** c["whiten"]).astype(np.float32)
+            F = balance_components(F, c["whiten"])
         if members == "auto":  # more members for small data: about the cost of 3 x 4000 obs
             members = int(np.clip(round(12000 / F.shape[0]), 3, 10))
         outs = [deep_member(F, graph, k, c, seed * 1000 + m) for m in range(members)]

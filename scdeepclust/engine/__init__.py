@@ -28,7 +28,7 @@ from ._dec import (
     smooth_proba,
 )
 from ._distributed import init_distributed, is_distributed
-from ._inputs import ModelInputs
+from ._inputs import ModelInputs, balance_components
 from ._options import (
     CLUSTER_DEFAULTS,
     DEEP_DEFAULTS,
@@ -54,6 +54,7 @@ __all__ = [
     "SpatialDEC",
     "StabilityK",
     "aligned_mean",
+    "balance_components",
     "medoid_index",
     "match_clusters",
     "Member",
