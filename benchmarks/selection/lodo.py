@@ -19,6 +19,16 @@ from harness import ROOT  # noqa: E402
 
 LOG = ROOT / "benchmarks" / "results" / "selection_runs.csv"
 OUT = ROOT / "benchmarks" / "results" / "selection.md"
+#: Configurations whose package equivalent takes longer than the 30 s budget per Visium slice
+#: (read + ``deep_cluster`` on 151507 alone on the 2 cores, one process per run; the default
+#: took 27.9-28.8 s). The harness's own seconds are measured with other sweeps sharing the
+#: cores, so they cannot decide this.
+OVER_BUDGET = {
+    "deep:h6_logpz_nobal_m5alm_wh05_lat6": "32.7 s",
+    "deep:h6_logpz_nobal_m5alm_wh05_lat8": "33.1 s",
+    "deep:h6_logpz_nobal_m5alm_wh05_lat12": "30.0-31.1 s",
+    "deep:h6_logpz_nobal_m5alm_wh05_lat8h256": "40.3 s",
+}
 
 
 NOTES = """## What was tried, what was chosen, what did not help
@@ -263,25 +273,28 @@ NOTES = """## What was tried, what was chosen, what did not help
   151507 .504, 151508 .498, 151673 .572, 151674 .572 (DLPFC .539), STARmap .891, HER2ST A1
   .268, D1 .202. The domain benchmark now runs the floor with seeds 0-9 (`--floor-seeds`):
   it takes seconds, and three seeds were too few to say where the bar is.
-- **Smaller latents (session 7; chosen by the harness, not adopted for time).** The
-  autoencoders have a 16-unit latent for 20 input features, nearly a copy. Latent sizes
-  6 / 8 / 12 and a 256-unit hidden layer (seeds 0-2 for the latents and the default, 0-1
-  for the others): family means .634 / .631 / .635 and .630 against .627 for 16 (DLPFC
-  .554 / .551 / .552 / .570 vs .547; HER2ST .353 / .333 / .331 / .289 vs .306; STARmap
-  .899 / .880 / .868 / .864 vs .874; osmFISH .702 / .698 / .723 / .730 vs .707;
-  BaristaSeq .664 / .691 / .702 / .695 vs .700). Both together (`_lat8h256`, seeds 0-1):
-  .618. Leave-one-dataset-out picks 12 with DLPFC and STARmap held out, 6 with osmFISH and
-  BaristaSeq held out, the 256-unit layer with HER2ST held out; 16 in no fold. The
-  accuracy differences are within the seed noise (HER2ST A1 alone moves a family mean by
-  .05); the seeds agree better with 12 (sd at most .02 on 7 sections of 12 against 5 for
-  16: 151507 .020 vs .039, 151669 .011 vs .055). The package's domain benchmark with a
-  12-unit latent (3 seeds, scratch copy of `domains.csv`): DLPFC .554 (151507 .583 sd
-  .003, 151508 .523 sd .005, 151669 .515 sd .038, 151673 .591, 151674 .557 sd .023),
-  osmFISH .716, BaristaSeq .706, STARmap .859 (sd .051), HER2ST .323; family mean .632
-  against .634 for 16, seed sd within .02 on 5 sections of 12 against 4. But smaller
-  latents train longer before the loss plateaus: read + `deep_cluster` on 151507 alone
-  took 30.0-31.1 s with 12, 32.7 s with 6 and 33.1 s with 8 against 27.9 s with 16, over
-  the 30 s budget per Visium slice. With the budget as a constraint 16 stays the default.
+- **Smaller latents, a wider hidden layer (session 7; not adopted).** The autoencoders have
+  a 16-unit latent for 20 input features, nearly a copy. Latent sizes 6 / 8 / 12 and a
+  256-unit hidden layer (seeds 0-2): family means .634 / .631 / .635 and .621 against .627
+  for the default (DLPFC .554 / .551 / .552 / .563 vs .547; HER2ST .353 / .333 / .331 /
+  .256 vs .306; STARmap .899 / .880 / .868 / .876 vs .874; osmFISH .702 / .698 / .723 /
+  .711 vs .707; BaristaSeq .664 / .691 / .702 / .698 vs .700). Latent 8 with the 256-unit
+  layer (`_lat8h256`, seeds 0-1): .618. In the full pool leave-one-dataset-out picks 12
+  with DLPFC and STARmap held out, 6 with osmFISH and BaristaSeq held out and the 256-unit
+  layer with HER2ST held out; the accuracy differences are within the seed noise (HER2ST A1
+  alone moves a family mean by .05), and the seeds agree better with 12 (sd at most .02 on
+  7 sections of 12 against 5 for 16: 151507 .020 vs .039, 151669 .011 vs .055). The
+  package's domain benchmark with a 12-unit latent (3 seeds, scratch copy of
+  `domains.csv`): DLPFC .554 (151507 .583 sd .003, 151508 .523 sd .005, 151669 .515 sd
+  .038, 151673 .591, 151674 .557 sd .023), osmFISH .716, BaristaSeq .706, STARmap .859 (sd
+  .051), HER2ST .323; family mean .632 against .634 for 16, seed sd within .02 on 5
+  sections of 12 against 4. But smaller latents train longer before the loss plateaus
+  (166 pretraining epochs against 154 for the reference member on 151507): read +
+  `deep_cluster` on 151507 alone took 30.0-31.1 s with 12, 32.7 s with 6, 33.1 s with 8
+  and 40.3 s with 8 and the 256-unit layer, against 27.9-28.8 s for the default and 28.2 s
+  with the 256-unit layer alone, over the 30 s budget per Visium slice. Within the budget
+  (`OVER_BUDGET` above; the package's pool) leave-one-dataset-out keeps the default in 4
+  folds of 5 (the 256-unit layer with HER2ST held out), so it stays.
 - **Honest gaps.** No deep configuration tried beats the linear floor on every tissue
   family. In the domain benchmark (3 seeds; the floor over seeds 0-9) the session-6
   defaults (five members, medoid reference, half-whitened components) are ahead of the
@@ -364,10 +377,14 @@ def main() -> None:
     eligible = fam[~fam.index.str.contains("potts")]
     specs = runs.drop_duplicates("config").set_index("config")["spec"]
     converging = [c for c in eligible.index if json.loads(specs[c]).get("anneal") is True]
+    in_budget = [c for c in converging if c not in OVER_BUDGET]
     pools = {
         "`floor:*`": eligible,
         "`deep:*`": eligible,
         "`deep:*` with the annealed refinement (converging)": eligible.loc[converging],
+        "`deep:*` converging and within 30 s a Visium slice (the package's pool)": eligible.loc[
+            in_budget
+        ],
     }
     for title, frame in pools.items():
         result = lodo(frame, "floor:" if "floor" in title else "deep:")
@@ -379,6 +396,13 @@ def main() -> None:
             result.round(3).to_markdown(index=False),
             "",
         ]
+    lines += [
+        "Over the 30 s budget per Visium slice (read + `deep_cluster` on 151507 alone), not "
+        "in the package's pool: "
+        + ", ".join(f"`{name}` {seconds}" for name, seconds in OVER_BUDGET.items())
+        + ".",
+        "",
+    ]
     partial = table[~table["config"].isin(fam.index)]
     if len(partial):
         lines += [
