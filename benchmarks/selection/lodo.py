@@ -294,7 +294,12 @@ NOTES = """## What was tried, what was chosen, what did not help
   and 40.3 s with 8 and the 256-unit layer, against 27.9-28.8 s for the default and 28.2 s
   with the 256-unit layer alone, over the 30 s budget per Visium slice. Within the budget
   (`OVER_BUDGET` above; the package's pool) leave-one-dataset-out keeps the default in 4
-  folds of 5 (the 256-unit layer with HER2ST held out), so it stays.
+  folds of 5 (the 256-unit layer with HER2ST held out), so it stays. A 12-unit latent
+  with pretraining capped at 150 epochs instead of 200 (`_lat12ep150`, seeds 0-2; 26.2 s
+  alone on 151507, within the budget): family mean .628 against .627 (DLPFC .559, osmFISH
+  .735, HER2ST .269 with C1 .311), seed sd at most .02 on 4 DLPFC slices of 5 but .16 on
+  HER2ST C1; with it in the pool the default is kept in 3 folds of 5 (the capped model with
+  STARmap and HER2ST held out). It is the first candidate to confirm with more seeds.
 - **Honest gaps.** No deep configuration tried beats the linear floor on every tissue
   family. In the domain benchmark (3 seeds; the floor over seeds 0-9) the session-6
   defaults (five members, medoid reference, half-whitened components) are ahead of the
