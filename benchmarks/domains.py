@@ -4,7 +4,8 @@ Every shared section (DLPFC x5, osmFISH, BaristaSeq, STARmap mPFC, HER2ST x4) wi
 package's defaults, identical for every section (chosen leave-one-dataset-out, see
 ``benchmarks/results/selection.md``); ``n_clusters`` = number of true domains, and once more
 with ``n_clusters=None`` (estimated k beside true k); seeds 0, 1, 2 (the linear floor, which
-takes seconds: 0-9), each run in its own process (seconds and peak RSS end to end). Writes ``benchmarks/results/domains.{csv,md,png}``.
+takes seconds: 0-9), each run in its own process (seconds and peak RSS end to end).
+Writes ``benchmarks/results/domains.{csv,md,png}``.
 
 Run with ``make bench`` or
 ``python benchmarks/domains.py [--seeds 0 1 2] [--floor-seeds 0 ... 9] [--samples ...]``.
