@@ -240,7 +240,7 @@ def test_writer_keys_and_h5ad_writable_record(tmp_path):
 
 
 def test_balance_components_scales_columns_by_a_power_of_their_sd():
-    from scdeepclust.engine._inputs import balance_components
+    from scdeepclust.engine import balance_components
 
     rng = np.random.default_rng(0)
     features = (rng.standard_normal((500, 3)) * np.array([4.0, 1.0, 0.25])).astype(np.float32)
