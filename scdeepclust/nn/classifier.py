@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .modules import mlp
-from .training import check_finite, shuffled_batches
+from .training import check_finite, epoch_sum, shuffled_batches
 
 
 class MLPClassifier(nn.Module):
@@ -198,16 +198,16 @@ def train_classifier(
     bar = tqdm(range(config.epochs), desc="classifier", disable=not config.verbose, leave=False)
     for epoch in bar:
         model.train()
-        total, count = 0.0, 0
+        total, count = epoch_sum(inputs.device), 0
         for idx in shuffled_batches(len(y_train), config.batch_size, generator, inputs.device):
             loss = train_loss_fn(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
-            total += loss.item() * len(idx)
+            total += loss.detach().double() * len(idx)
             count += len(idx)
-        epoch_loss = total / max(count, 1)
+        epoch_loss = total.item() / max(count, 1)
         check_finite(epoch_loss, "classifier")
         history["train_loss"].append(epoch_loss)
         monitored = epoch_loss

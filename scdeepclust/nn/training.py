@@ -131,6 +131,15 @@ def _batches(config: TrainConfig, n: int, generator: torch.Generator, device: to
     return shuffled_batches(n, config.batch_size, generator, device, config.max_batches_per_epoch)
 
 
+def epoch_sum(device: torch.device) -> torch.Tensor:
+    """A float64 zero on ``device`` for an epoch's loss sum.
+
+    Summing there and reading it once an epoch (``.item()``) spares a host-device sync per
+    mini-batch on a GPU; float64 keeps the sum equal to the former Python-float one.
+    """
+    return torch.zeros((), dtype=torch.float64, device=device)
+
+
 def check_finite(value: float, where: str) -> None:
     """Raise :class:`NonFiniteLossError` when a loss value is NaN or infinite."""
     if not math.isfinite(value):
@@ -158,7 +167,7 @@ def pretrain(
     ddp = _dist.data_parallel(model)  # None unless launched distributed (torchrun)
     bar = tqdm(range(config.epochs), desc=desc, disable=not config.verbose, leave=False)
     for _ in bar:
-        total, count = 0.0, 0
+        total, count = epoch_sum(inputs.device), 0
         for idx in _batches(config, inputs.shape[0], generator, inputs.device):
             if ddp is None:
                 out = model.loss(_rows(inputs, idx), _rows(targets, idx))
@@ -169,12 +178,12 @@ def pretrain(
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
-            total += out["loss"].item() * len(idx)
+            total += out["loss"].detach().double() * len(idx)
             count += len(idx)
         if ddp is None:
-            epoch_loss = total / max(count, 1)
+            epoch_loss = total.item() / max(count, 1)
         else:
-            epoch_loss = _dist.reduce_mean(total, count, inputs.device)
+            epoch_loss = _dist.reduce_mean(total.item(), count, inputs.device)
         check_finite(epoch_loss, desc)
         losses.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
@@ -280,7 +289,7 @@ def dec_refine(
                 break
         previous = labels
         model.train()
-        total_kl, total_rec, count = 0.0, 0.0, 0
+        total_kl, total_rec, count = epoch_sum(inputs.device), epoch_sum(inputs.device), 0
         for idx in _batches(config, inputs.shape[0], generator, inputs.device):
             if ddp is None:
                 out = model.loss(_rows(inputs, idx), _rows(targets, idx))
@@ -294,15 +303,15 @@ def dec_refine(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.clip)
             optimizer.step()
-            total_kl += kl.item() * len(idx)
-            total_rec += out["recon"].item() * len(idx)
+            total_kl += kl.detach().double() * len(idx)
+            total_rec += out["recon"].detach().double() * len(idx)
             count += len(idx)
         if ddp is None:
-            kl_hist.append(total_kl / max(count, 1))
-            recon_hist.append(total_rec / max(count, 1))
+            kl_hist.append(total_kl.item() / max(count, 1))
+            recon_hist.append(total_rec.item() / max(count, 1))
         else:
-            kl_hist.append(_dist.reduce_mean(total_kl, count, inputs.device))
-            recon_hist.append(_dist.reduce_mean(total_rec, count, inputs.device))
+            kl_hist.append(_dist.reduce_mean(total_kl.item(), count, inputs.device))
+            recon_hist.append(_dist.reduce_mean(total_rec.item(), count, inputs.device))
         check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
     if anneal and not converged and previous is not None:
         q_used, _, labels = assignments()
