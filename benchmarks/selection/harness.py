@@ -88,8 +88,11 @@ BASE = dict(
     clip=10.0,
     # graph and neighbourhood features
     k_graph=6,
-    kernel="uniform",  # "uniform" k-NN or "gauss" (BANKSY-style Gaussian on k_geom)
+    kernel="uniform",  # "uniform" k-NN, "gauss" (BANKSY-style Gaussian on k_geom) or
+    # "edge" (the k-NN graph weighted by expression similarity, a bilateral filter)
     k_geom=15,
+    edge_scale=1.0,  # "edge": Gaussian width as a multiple of the median squared PC distance
+    edge_hops=0,  # "edge": compare the spots' PCs after this many uniform k-NN averagings
     weights=(0.2, 0.4, 0.4),  # own, hop-1, hop-2 (variances)
     n_red=20,
     # clustering
@@ -114,6 +117,21 @@ BASE = dict(
     # post-processing
     potts=0.0,  # strength of label smoothing over the graph (0 = off)
 )
+
+
+def edge_graph(graph: sp.csr_matrix, pcs: np.ndarray, scale: float) -> sp.csr_matrix:
+    """The k-NN graph with each edge weighted by its spots' expression similarity.
+
+    ``exp(-d2 / (scale * median d2))`` with ``d2`` the squared distance between the two
+    spots' expression PCs (self-loops keep weight 1): smoothing then mixes less across a
+    domain boundary, as a bilateral filter does across an image edge.
+    """
+    g = graph.tocoo()
+    d2 = ((pcs[g.row] - pcs[g.col]) ** 2).sum(1)
+    off = g.row != g.col
+    width = scale * float(np.median(d2[off])) + 1e-12
+    w = np.exp(-d2 / width).astype(np.float32)
+    return sp.csr_matrix((w, (g.row, g.col)), shape=graph.shape)
 
 
 def gauss_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
@@ -200,6 +218,11 @@ def spatial_features(section: str, c: dict, seed: int):
     graph.data[:] = 1.0  # binary, as the package builds it
     if c["kernel"] == "gauss":
         op = row_normalized(gauss_graph(coords, c["k_geom"]))
+    elif c["kernel"] == "edge":
+        smoothed = pcs
+        for _ in range(c["edge_hops"]):  # compare neighbourhoods, not single cells
+            smoothed = row_normalized(graph) @ smoothed
+        op = row_normalized(edge_graph(graph, smoothed, c["edge_scale"]))
     else:
         op = row_normalized(graph)
     parts, cur = [], pcs
