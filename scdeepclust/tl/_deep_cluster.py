@@ -79,10 +79,12 @@ def deep_cluster(
         when present unless False). ``spatial=False`` is the lineage's non-spatial DEC.
     model
         :class:`~scdeepclust.engine.ModelOptions` or a dict: ``kind`` (``"ae"``, ``"vae"``,
-        ``"zinb"``, ``"nb"``; a string is shorthand for it), ``n_latent``, ``hidden``.
+        ``"zinb"``, ``"nb"``; a string is shorthand for it), ``n_latent`` (default 6 here,
+        16 in ``ae_embed``), ``hidden``, ``n_members`` (default 5).
     train
-        :class:`~scdeepclust.engine.TrainOptions` or a dict: ``epochs``, ``batch_size``,
-        ``lr`` of pretraining (and refinement's batches and learning rate).
+        :class:`~scdeepclust.engine.TrainOptions` or a dict: ``epochs`` (default 150 here,
+        200 in ``ae_embed``), ``batch_size``, ``lr`` of pretraining (and refinement's
+        batches and learning rate).
     refine
         :class:`~scdeepclust.engine.RefineOptions` or a dict: ``init``, ``metric``,
         ``epochs``, ``tol``, ``gamma``, ``smooth_assignments``, ``anneal``, ``choose_k``,
