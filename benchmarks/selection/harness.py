@@ -93,6 +93,7 @@ BASE = dict(
     k_geom=15,
     edge_scale=1.0,  # "edge": Gaussian width as a multiple of the median squared PC distance
     edge_hops=0,  # "edge": compare the spots' PCs after this many uniform k-NN averagings
+    edge_mix=1.0,  # "edge": share of the expression-weighted operator (the rest uniform)
     weights=(0.2, 0.4, 0.4),  # own, hop-1, hop-2 (variances)
     n_red=20,
     # clustering
@@ -223,6 +224,8 @@ def spatial_features(section: str, c: dict, seed: int):
         for _ in range(c["edge_hops"]):  # compare neighbourhoods, not single cells
             smoothed = row_normalized(graph) @ smoothed
         op = row_normalized(edge_graph(graph, smoothed, c["edge_scale"]))
+        if c["edge_mix"] < 1:
+            op = c["edge_mix"] * op + (1 - c["edge_mix"]) * row_normalized(graph)
     else:
         op = row_normalized(graph)
     parts, cur = [], pcs
