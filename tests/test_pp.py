@@ -76,6 +76,36 @@ def test_neighbor_average_is_sparse_mean():
     assert np.allclose(out.ravel(), [1.5, 3.0, 4.5])
 
 
+def test_averaging_operator_down_weights_dissimilar_neighbours():
+    # a path 0 - 1 - 2: node 1 looks like node 0 and unlike node 2
+    graph = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.float32))
+    features = np.array([[0.0], [0.1], [5.0]], dtype=np.float32)
+    uniform = sdc.pp.averaging_operator(graph)
+    assert np.allclose(uniform.toarray(), sdc.pp.row_normalized(graph).toarray())
+    for share in (0.5, 1.0):
+        mixed = sdc.pp.averaging_operator(graph, features, share).toarray()
+        assert np.allclose(mixed.sum(axis=1), 1.0, atol=1e-6)  # still an average
+        assert mixed[1, 2] < uniform[1, 1 + 1] and mixed[1, 0] > uniform[1, 0]
+        assert (mixed > 0).sum() == (uniform.toarray() > 0).sum()  # same neighbours
+    weighted = sdc.pp.expression_weighted(graph, features).toarray()
+    # the kernel's width is the median squared distance over the edges (0.01 and 24.01)
+    width = np.median([0.01, 0.01, 24.01, 24.01])
+    assert np.isclose(weighted[0, 1], np.exp(-0.01 / width), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs the features"):
+        sdc.pp.averaging_operator(graph, None, 0.5)
+
+
+def test_spatial_embedding_without_expression_weight_is_the_plain_average():
+    rng = np.random.default_rng(1)
+    own = rng.normal(size=(50, 4)).astype(np.float32)
+    graph = sdc.pp.knn_graph(rng.uniform(size=(50, 2)), 4)
+    out = sdc.pp.spatial_embedding(own, graph, lam=0.5, hops=2, expression_weight=0.0)
+    hop2 = sdc.pp.neighbor_average(own, graph, hops=2)
+    assert np.allclose(out[:, -4:], np.sqrt(0.25) * hop2, atol=1e-6)
+    weighted = sdc.pp.spatial_embedding(own, graph, lam=0.5, hops=2, expression_weight=0.5)
+    assert weighted.shape == out.shape and not np.allclose(weighted, out)
+
+
 def test_louvain_runs_in_this_environment(small_adata):
     """The louvain package needs pkg_resources (setuptools<81): keep this working."""
     import scanpy as sc

@@ -55,16 +55,16 @@ def test_chunked_features_span_the_in_memory_features(batched, monkeypatch):
     assert abs(float(streamed[:, 0].std()) - 1.0) < 1e-4
 
 
-def test_hop_by_hop_projection_equals_the_pca_of_all_hops():
+@pytest.mark.parametrize("expression_weight", [0.0, 0.5])
+def test_hop_by_hop_projection_equals_the_pca_of_all_hops(expression_weight):
     from scdeepclust.pp import knn_graph, pca_model, spatial_embedding
 
     rng = np.random.default_rng(0)
     coords, pcs = rng.uniform(size=(600, 2)), rng.normal(size=(600, 12)).astype(np.float32)
     graph = knn_graph(coords, 6)
-    streamed = chunked.reduced_spatial_features(
-        pcs, graph, lam=0.9, hops=6, n_comps=8, hop_weighting="linear", chunk=64
-    )
-    dense = spatial_embedding(pcs, graph, lam=0.9, hops=6, hop_weighting="linear")
+    hop_options = dict(lam=0.9, hops=6, hop_weighting="linear", expression_weight=expression_weight)
+    streamed = chunked.reduced_spatial_features(pcs, graph, n_comps=8, chunk=64, **hop_options)
+    dense = spatial_embedding(pcs, graph, **hop_options)
     expected = pca_model(dense.shape, 8).fit_transform(dense)
     expected /= expected[:, 0].std()
     assert streamed.shape == (600, 8)

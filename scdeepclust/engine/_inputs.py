@@ -107,7 +107,12 @@ class ModelInputs:
         if graph is not None:
             graph = sp.csr_matrix(graph, dtype=np.float32)
             features = spatial_embedding(
-                pcs, graph, lam=options.lam, hops=options.hops, hop_weighting=options.hop_weighting
+                pcs,
+                graph,
+                lam=options.lam,
+                hops=options.hops,
+                hop_weighting=options.hop_weighting,
+                expression_weight=options.expression_weight,
             )
         else:
             features = pcs
@@ -155,6 +160,7 @@ def _chunked_features(
         lam=options.lam,
         hops=options.hops,
         hop_weighting=options.hop_weighting,
+        expression_weight=options.expression_weight,
         n_comps=options.n_comps,
         random_state=random_state,
     )

@@ -118,6 +118,14 @@ class FeatureOptions(Options):
     hop_weighting
         Shares of ``lam`` across hops: ``"equal"``, or ``"linear"`` (hop ``h`` weighs in
         proportion to ``h``, so the wider neighbourhood dominates).
+    expression_weight
+        Share of the neighbourhood average whose edges are weighted by the expression
+        similarity of the spots they join (``exp(-d2 / median d2)`` on the expression PCs,
+        :func:`scdeepclust.pp.averaging_operator`); the rest averages over the graph
+        alone. 0 (the plain average) for the deep tools: with 0.5 the deep model ties on
+        accuracy but takes a Visium slice over 30 s. The linear floor
+        (:func:`scdeepclust.tl.spatial_gmm`) uses 0.5, its own leave-one-dataset-out
+        choice (``benchmarks/results/selection.md``).
     n_neighs
         Size of the spatial graph when it is built (ignored when a graph is read from
         ``obsp``).
@@ -144,6 +152,7 @@ class FeatureOptions(Options):
     lam: float = _opt(0.9, "[0,1]")
     hops: int = _opt(6, "int>=0")
     hop_weighting: HopWeighting = _opt("linear", label="hop_weighting")
+    expression_weight: float = _opt(0.0, "[0,1]")
     n_neighs: int = _opt(6, "int>=1")
     use_highly_variable: bool | None = None
     whiten: float = _opt(0.5, "[0,1]")

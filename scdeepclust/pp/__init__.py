@@ -18,6 +18,8 @@ from ._features import (
 from ._normalize import highly_variable, log_normalize, minmax_scale, normalize, variance_genes
 from ._spatial_neighbors import (
     CONNECTIVITIES_KEY,
+    averaging_operator,
+    expression_weighted,
     knn_graph,
     row_normalized,
     spatial_graph,
@@ -35,6 +37,8 @@ __all__ = [
     "CONNECTIVITIES_KEY",
     "is_backed",
     "row_normalized",
+    "averaging_operator",
+    "expression_weighted",
     "log_normalize",
     "highly_variable",
     "variance_genes",

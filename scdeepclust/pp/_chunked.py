@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from .._utils import ScdeepclustInputError, check_count_values, is_backed_sparse
 from ._features import hop_weights, pca_model, side_by_side
 from ._pearson import group_indicator, pearson_residuals, residual_statistics
-from ._spatial_neighbors import row_normalized
+from ._spatial_neighbors import averaging_operator
 
 #: Above this many observations the features are computed in row blocks (bounded memory);
 #: at or below it the in-memory path runs unchanged. ``SCDEEPCLUST_CHUNKED_MIN_OBS`` in the
@@ -430,6 +430,7 @@ def reduced_spatial_features(
     hops: int,
     n_comps: int,
     hop_weighting: str = "equal",
+    expression_weight: float = 0.0,
     random_state: int = 0,
     chunk: int = CHUNK_ROWS,
 ) -> np.ndarray:
@@ -449,7 +450,7 @@ def reduced_spatial_features(
         weights, operator = [1.0], None
     else:
         weights = hop_weights(lam, hops, hop_weighting)
-        operator = row_normalized(graph, self_loops=True)
+        operator = averaging_operator(graph, pcs, expression_weight)
 
     def weighted_hops():
         """``(h, weight_h x average over h hops)`` for h = 0..hops, one at a time."""

@@ -18,7 +18,12 @@ from .._utils import (
     warn_if_overwriting,
 )
 from ._normalize import highly_variable, log_normalize, variance_genes
-from ._spatial_neighbors import CONNECTIVITIES_KEY, row_normalized, spatial_graph
+from ._spatial_neighbors import (
+    CONNECTIVITIES_KEY,
+    averaging_operator,
+    row_normalized,
+    spatial_graph,
+)
 
 
 def standardize(X, batches: np.ndarray | None = None, clip: float = 10.0) -> np.ndarray:
@@ -194,6 +199,7 @@ def spatial_embedding(
     lam: float = 0.8,
     hops: int = 2,
     hop_weighting: str = "equal",
+    expression_weight: float = 0.0,
 ) -> np.ndarray:
     """BANKSY-style features: own features and their neighbourhood averages, weighted by ``lam``.
 
@@ -214,12 +220,23 @@ def spatial_embedding(
         Number of neighbourhood averages.
     hop_weighting
         ``"equal"`` or ``"linear"`` shares of ``lam`` across hops.
+    expression_weight
+        Share of the averaging operator whose edges are weighted by the similarity of
+        ``own`` at their two ends (:func:`~scdeepclust.pp.averaging_operator`); 0 averages
+        over the graph alone.
     """
     weights = hop_weights(lam, hops, hop_weighting)
+    own = np.asarray(own, dtype=np.float32)
+    if graph.shape != (own.shape[0], own.shape[0]):
+        raise ScdeepclustInputError(
+            f"spatial_embedding: the graph has shape {graph.shape} but there are "
+            f"{own.shape[0]} rows of features; expected ({own.shape[0]}, {own.shape[0]})."
+        )
+    operator = averaging_operator(graph, own, expression_weight) if hops else None
     parts = [weights[0] * own]
     smoothed = own
     for weight in weights[1:]:
-        smoothed = neighbor_average(smoothed, graph, hops=1)
+        smoothed = np.asarray(operator @ smoothed, dtype=np.float32)
         parts.append(weight * smoothed)
     return np.hstack(parts).astype(np.float32)
 

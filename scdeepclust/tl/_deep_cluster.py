@@ -75,7 +75,8 @@ def deep_cluster(
     features
         :class:`~scdeepclust.engine.FeatureOptions` or a dict of them (merged over the
         defaults): ``spatial``, ``n_top_genes``, ``n_pcs``, ``n_comps``, ``lam``, ``hops``,
-        ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
+        ``expression_weight`` (default 0: a share of each neighbourhood average that
+        down-weights neighbours of unlike expression), ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
         when present unless False). ``spatial=False`` is the lineage's non-spatial DEC.
     model
         :class:`~scdeepclust.engine.ModelOptions` or a dict: ``kind`` (``"ae"``, ``"vae"``,
