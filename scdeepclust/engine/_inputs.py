@@ -106,14 +106,7 @@ class ModelInputs:
         )
         if graph is not None:
             graph = sp.csr_matrix(graph, dtype=np.float32)
-            features = spatial_embedding(
-                pcs,
-                graph,
-                lam=options.lam,
-                hops=options.hops,
-                hop_weighting=options.hop_weighting,
-                expression_weight=options.expression_weight,
-            )
+            features = spatial_embedding(pcs, graph, **_hop_options(options))
         else:
             features = pcs
         pca = pca_model(features.shape, options.n_comps, random_state=random_state)
@@ -147,6 +140,15 @@ def _pcs_options(options: FeatureOptions) -> dict:
     }
 
 
+#: :class:`FeatureOptions` fields passed as they are to the neighbourhood features.
+_HOP_FIELDS = ("lam", "hops", "hop_weighting", "expression_weight")
+
+
+def _hop_options(options: FeatureOptions) -> dict:
+    """The neighbourhood keywords of a :class:`FeatureOptions` group."""
+    return {name: getattr(options, name) for name in _HOP_FIELDS}
+
+
 def _chunked_features(
     counts, graph, options: FeatureOptions, batches, random_state: int, genes=None
 ):
@@ -155,12 +157,5 @@ def _chunked_features(
         counts, **_pcs_options(options), batches=batches, random_state=random_state, genes=genes
     )
     return reduced_spatial_features(
-        pcs,
-        graph,
-        lam=options.lam,
-        hops=options.hops,
-        hop_weighting=options.hop_weighting,
-        expression_weight=options.expression_weight,
-        n_comps=options.n_comps,
-        random_state=random_state,
+        pcs, graph, **_hop_options(options), n_comps=options.n_comps, random_state=random_state
     )
