@@ -356,7 +356,16 @@ NOTES = """## What was tried, what was chosen, what did not help
   Domain benchmark, floor over seeds 0-9: DLPFC .524 (was .539; 151669 .486, was .551),
   osmFISH .640 (.605), BaristaSeq .601 (.656), STARmap .901 (.891), HER2ST .283 (.233);
   mean of family means .590 (.585). The floor's features are now `deep_cluster`'s input
-  but for that weighting. The
+  but for that weighting. Pretraining capped at 100 epochs brings the deep variant back
+  within the budget (151507 alone 22.8 s, against 31.2 s at 150 on the same run):
+  `deep:h6_logpz_nobal_m5alm_wh05_lat6ep100_edge1m05`, **seeds 0-1 only** (run at the end
+  of session 8), family mean .648 against .640 for `_lat6ep150` on the same seeds (DLPFC
+  .543 vs .547, osmFISH .722 vs .713, BaristaSeq .692 vs .685, STARmap .888 vs .900,
+  HER2ST .393 vs .353 with D1 .037 and .548 by seed). With two seeds it wins 4 folds of 5
+  in the package's pool, on the strength of HER2ST (one D1 seed). **The package has not
+  taken it**: the session ended before more seeds and the package domain benchmark could
+  confirm it, as the 12-unit candidate of session 7 was not confirmed by more seeds.
+  Seeds 2-7 of it, then the package benchmark, are the next session's first job. The
   deep model on the scale-1 graph (seeds 0-1): DLPFC .561 (151507 .634, 151669 .447),
   osmFISH .730, BaristaSeq .653, STARmap .835, HER2ST .175 (C1 .000 for both seeds):
   family mean below the default's. In single-cell data neighbouring cells differ by cell
