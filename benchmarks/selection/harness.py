@@ -120,21 +120,6 @@ BASE = dict(
 )
 
 
-def edge_graph(graph: sp.csr_matrix, pcs: np.ndarray, scale: float) -> sp.csr_matrix:
-    """The k-NN graph with each edge weighted by its spots' expression similarity.
-
-    ``exp(-d2 / (scale * median d2))`` with ``d2`` the squared distance between the two
-    spots' expression PCs (self-loops keep weight 1): smoothing then mixes less across a
-    domain boundary, as a bilateral filter does across an image edge.
-    """
-    g = graph.tocoo()
-    d2 = ((pcs[g.row] - pcs[g.col]) ** 2).sum(1)
-    off = g.row != g.col
-    width = scale * float(np.median(d2[off])) + 1e-12
-    w = np.exp(-d2 / width).astype(np.float32)
-    return sp.csr_matrix((w, (g.row, g.col)), shape=graph.shape)
-
-
 def gauss_graph(coords: np.ndarray, k: int) -> sp.csr_matrix:
     """BANKSY-style: k nearest, Gaussian weights with sigma = median k-th distance."""
     n = coords.shape[0]
@@ -223,9 +208,7 @@ def spatial_features(section: str, c: dict, seed: int):
         smoothed = pcs
         for _ in range(c["edge_hops"]):  # compare neighbourhoods, not single cells
             smoothed = row_normalized(graph) @ smoothed
-        op = row_normalized(edge_graph(graph, smoothed, c["edge_scale"]))
-        if c["edge_mix"] < 1:
-            op = c["edge_mix"] * op + (1 - c["edge_mix"]) * row_normalized(graph)
+        op = sdc.pp.averaging_operator(graph, smoothed, c["edge_mix"], c["edge_scale"])
     else:
         op = row_normalized(graph)
     parts, cur = [], pcs

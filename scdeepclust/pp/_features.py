@@ -21,7 +21,6 @@ from ._normalize import highly_variable, log_normalize, variance_genes
 from ._spatial_neighbors import (
     CONNECTIVITIES_KEY,
     averaging_operator,
-    row_normalized,
     spatial_graph,
 )
 
@@ -174,6 +173,14 @@ def _check_hops(hops, func: str) -> None:
         raise ScdeepclustInputError(f"{func}: hops must be a non-negative integer, got {hops!r}.")
 
 
+def _check_graph_rows(graph: sp.spmatrix, n_rows: int, func: str) -> None:
+    if graph.shape != (n_rows, n_rows):
+        raise ScdeepclustInputError(
+            f"{func}: the graph has shape {graph.shape} but there are {n_rows} rows of "
+            f"features; expected ({n_rows}, {n_rows})."
+        )
+
+
 def neighbor_average(features: np.ndarray, graph: sp.spmatrix, *, hops: int = 1) -> np.ndarray:
     """Average ``features`` over each node and its graph neighbours, ``hops`` times.
 
@@ -181,12 +188,8 @@ def neighbor_average(features: np.ndarray, graph: sp.spmatrix, *, hops: int = 1)
     """
     _check_hops(hops, "neighbor_average")
     out = np.asarray(features, dtype=np.float32)
-    if graph.shape != (out.shape[0], out.shape[0]):
-        raise ScdeepclustInputError(
-            f"neighbor_average: the graph has shape {graph.shape} but there are "
-            f"{out.shape[0]} rows of features; expected ({out.shape[0]}, {out.shape[0]})."
-        )
-    operator = row_normalized(graph, self_loops=True)
+    _check_graph_rows(graph, out.shape[0], "neighbor_average")
+    operator = averaging_operator(graph)
     for _ in range(hops):
         out = np.asarray(operator @ out, dtype=np.float32)
     return out
@@ -227,11 +230,7 @@ def spatial_embedding(
     """
     weights = hop_weights(lam, hops, hop_weighting)
     own = np.asarray(own, dtype=np.float32)
-    if graph.shape != (own.shape[0], own.shape[0]):
-        raise ScdeepclustInputError(
-            f"spatial_embedding: the graph has shape {graph.shape} but there are "
-            f"{own.shape[0]} rows of features; expected ({own.shape[0]}, {own.shape[0]})."
-        )
+    _check_graph_rows(graph, own.shape[0], "spatial_embedding")
     operator = averaging_operator(graph, own, expression_weight) if hops else None
     parts = [weights[0] * own]
     smoothed = own

@@ -269,8 +269,10 @@ def row_normalized(graph: sp.spmatrix, *, self_loops: bool = True) -> sp.csr_mat
 EDGE_BLOCK = 200_000
 
 
-def expression_weighted(graph: sp.spmatrix, features: np.ndarray) -> sp.csr_matrix:
-    """``graph`` with each edge ``(i, j)`` multiplied by ``exp(-d2_ij / median d2)``.
+def expression_weighted(
+    graph: sp.spmatrix, features: np.ndarray, width_scale: float = 1.0
+) -> sp.csr_matrix:
+    """``graph`` with each edge ``(i, j)`` multiplied by ``exp(-d2_ij / (width_scale x median d2))``.
 
     ``d2_ij`` is the squared distance between rows ``i`` and ``j`` of ``features`` and the
     median is taken over the edges between distinct nodes, so neighbours that look alike
@@ -285,25 +287,29 @@ def expression_weighted(graph: sp.spmatrix, features: np.ndarray) -> sp.csr_matr
         diff = features[coo.row[start:stop]] - features[coo.col[start:stop]]
         d2[start:stop] = np.einsum("ij,ij->i", diff, diff)
     between = d2[coo.row != coo.col]
-    width = float(np.median(between)) if between.size else 0.0
+    width = width_scale * float(np.median(between)) if between.size else 0.0
     kernel = np.exp(-d2 / np.float32(width + 1e-12)).astype(np.float32)
     return sp.csr_matrix((coo.data * kernel, (coo.row, coo.col)), shape=coo.shape)
 
 
 def averaging_operator(
-    graph: sp.spmatrix, features: np.ndarray | None = None, expression_weight: float = 0.0
+    graph: sp.spmatrix,
+    features: np.ndarray | None = None,
+    expression_weight: float = 0.0,
+    width_scale: float = 1.0,
 ) -> sp.csr_matrix:
     """Row-stochastic neighbourhood average (each node included), partly expression-weighted.
 
     ``(1 - expression_weight) * row_normalized(graph) + expression_weight *
-    row_normalized(expression_weighted(graph, features))``: at 0 the plain average of the
-    node and its neighbours; above 0 a share of it down-weights dissimilar neighbours.
+    row_normalized(expression_weighted(graph, features, width_scale))``: at 0 the plain
+    average of the node and its neighbours; above 0 a share of it down-weights dissimilar
+    neighbours.
     """
     uniform = row_normalized(graph, self_loops=True)
     if not expression_weight:
         return uniform
     if features is None:
         raise ValueError("averaging_operator: expression_weight > 0 needs the features.")
-    weighted = row_normalized(expression_weighted(graph, features), self_loops=True)
+    weighted = row_normalized(expression_weighted(graph, features, width_scale), self_loops=True)
     mixed = np.float32(1 - expression_weight) * uniform + np.float32(expression_weight) * weighted
     return sp.csr_matrix(mixed, dtype=np.float32)
