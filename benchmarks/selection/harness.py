@@ -115,6 +115,7 @@ BASE = dict(
     members=1,
     consensus="coassoc",
     whiten=0.0,  # divide each feature column by its std to this power before the AE (1: whiten)
+    min_batches=None,  # at least this many mini-batches an epoch (smaller batches on small data)
     # post-processing
     potts=0.0,  # strength of label smoothing over the graph (0 = off)
 )
@@ -238,7 +239,10 @@ def deep_member(F, graph, k, c, seed):
     dev = torch.device("cpu")
     inputs = snn.to_device_tensor(F, dev)
     model = snn.Autoencoder(F.shape[1], tuple(c["hidden"]), c["n_latent"])
-    cfg = snn.TrainConfig(epochs=c["epochs"], verbose=False)
+    batch_size = 256
+    if c["min_batches"]:  # small data: smaller batches, so an epoch still takes several steps
+        batch_size = int(min(256, max(16, F.shape[0] // c["min_batches"])))
+    cfg = snn.TrainConfig(epochs=c["epochs"], batch_size=batch_size, verbose=False)
     snn.pretrain(model, inputs, None, cfg, gen)
     Z = snn.encode(model, inputs).numpy()
     init_on = F if c["init"] == "features" else Z

@@ -122,10 +122,9 @@ class FeatureOptions(Options):
         Share of the neighbourhood average whose edges are weighted by the expression
         similarity of the spots they join (``exp(-d2 / median d2)`` on the expression PCs,
         :func:`scdeepclust.pp.averaging_operator`); the rest averages over the graph
-        alone. 0 (the plain average) for the deep tools: with 0.5 the deep model ties on
-        accuracy but takes a Visium slice over 30 s. The linear floor
-        (:func:`scdeepclust.tl.spatial_gmm`) uses 0.5, its own leave-one-dataset-out
-        choice (``benchmarks/results/selection.md``).
+        alone. 0 (the plain average) here and in ``ae_embed``; ``deep_cluster`` and the
+        linear floor (:func:`scdeepclust.tl.spatial_gmm`) use 0.5, each its own
+        leave-one-dataset-out choice (``benchmarks/results/selection.md``).
     n_neighs
         Size of the spatial graph when it is built (ignored when a graph is read from
         ``obsp``).
@@ -384,15 +383,18 @@ DEEP_DEFAULTS: dict[str, Options] = {
     "refine": RefineOptions(),
 }
 #: Defaults of ``deep_cluster``: an ensemble of five autoencoders (three tie with five on
-#: accuracy leave-one-dataset-out, five spread less between seeds) with a 6-unit latent and
-#: pretraining capped at 150 epochs (smaller latents train longer before the loss plateaus;
-#: the cap keeps a Visium slice within 30 s). Chosen leave-one-dataset-out among the
-#: configurations within that budget, 8 seeds (benchmarks/results/selection.md);
-#: ``ae_embed`` trains one autoencoder with :class:`ModelOptions`' 16-unit latent.
+#: accuracy leave-one-dataset-out, five spread less between seeds) with a 6-unit latent,
+#: on neighbourhood averages half weighted by expression similarity
+#: (``expression_weight=0.5``), with pretraining capped at 100 epochs (the cap keeps a
+#: Visium slice within 30 s). Chosen leave-one-dataset-out among the configurations
+#: within that budget, 8 seeds: 4 folds of 5 (benchmarks/results/selection.md);
+#: ``ae_embed`` trains one autoencoder with :class:`ModelOptions`' 16-unit latent on the
+#: plain averages.
 CLUSTER_DEFAULTS: dict[str, Options] = {
     **DEEP_DEFAULTS,
+    "features": FeatureOptions(expression_weight=0.5),
     "model": ModelOptions(n_latent=6, n_members=5),
-    "train": TrainOptions(epochs=150),
+    "train": TrainOptions(epochs=100),
 }
 #: Defaults of the option groups of ``label_transfer``.
 TRANSFER_DEFAULTS: dict[str, Options] = {

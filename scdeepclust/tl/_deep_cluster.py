@@ -75,15 +75,16 @@ def deep_cluster(
     features
         :class:`~scdeepclust.engine.FeatureOptions` or a dict of them (merged over the
         defaults): ``spatial``, ``n_top_genes``, ``n_pcs``, ``n_comps``, ``lam``, ``hops``,
-        ``expression_weight`` (default 0: a share of each neighbourhood average that
-        down-weights neighbours of unlike expression), ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
+        ``expression_weight`` (default 0.5 here, 0 in ``ae_embed``: a share of each
+        neighbourhood average that down-weights neighbours of unlike expression),
+        ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
         when present unless False). ``spatial=False`` is the lineage's non-spatial DEC.
     model
         :class:`~scdeepclust.engine.ModelOptions` or a dict: ``kind`` (``"ae"``, ``"vae"``,
         ``"zinb"``, ``"nb"``; a string is shorthand for it), ``n_latent`` (default 6 here,
         16 in ``ae_embed``), ``hidden``, ``n_members`` (default 5).
     train
-        :class:`~scdeepclust.engine.TrainOptions` or a dict: ``epochs`` (default 150 here,
+        :class:`~scdeepclust.engine.TrainOptions` or a dict: ``epochs`` (default 100 here,
         200 in ``ae_embed``), ``batch_size``, ``lr`` of pretraining (and refinement's
         batches and learning rate).
     refine

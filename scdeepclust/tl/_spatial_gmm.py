@@ -31,8 +31,8 @@ _FUNC = "tl.spatial_gmm"
 #: scales the autoencoders' input) is recorded as 0. Each neighbourhood mean is half the
 #: plain mean, half a mean whose edges are weighted by the expression similarity of the
 #: spots they join (``expression_weight=0.5``): the floor's leave-one-dataset-out choice
-#: in 4 of 5 folds over six seeds (session 8), so its features are ``deep_cluster``'s
-#: input but for that weighting.
+#: in 4 of 5 folds over six seeds (session 8), and ``deep_cluster``'s since session 9, so
+#: its features are ``deep_cluster``'s input.
 FLOOR_FEATURES = FeatureOptions(whiten=0.0, expression_weight=0.5)
 
 
