@@ -401,6 +401,12 @@ NOTES = """## What was tried, what was chosen, what did not help
   seeds: BaristaSeq .686 vs .671 (seed 4 .684 where the default has .580), STARmap .872 vs
   .868, but HER2ST .312 vs .366 (A1 .452 vs .534, D1 .039 vs .147) with no smaller seed
   spread. Stopped there (not eligible: the other sections would equal the default's).
+- **Eight hops on the expression-weighted means (session 9, seeds 0-3; not adopted).**
+  The bilateral weighting keeps boundaries sharper, so a wider neighbourhood might pay
+  (`deep:h8_..._lat6ep100_edge1m05`, hop shares in proportion to the hop): against the
+  default's seeds 0-3, DLPFC .558 vs .549 (151674 .592 vs .564), osmFISH .715 vs .717,
+  BaristaSeq .674 vs .692, STARmap .884 vs .880, HER2ST .328 vs .361 (D1 .012 vs .157);
+  family mean .632 vs .640, and 3-5 s slower a Visium slice. Not chosen in any fold.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-9 defaults (the floor's half expression-weighted means, pretraining
   capped at 100 epochs) are ahead of the floor on four families of five: DLPFC .550 vs

@@ -122,7 +122,7 @@ class FeatureOptions(Options):
         Share of the neighbourhood average whose edges are weighted by the expression
         similarity of the spots they join (``exp(-d2 / median d2)`` on the expression PCs,
         :func:`scdeepclust.pp.averaging_operator`); the rest averages over the graph
-        alone. 0 (the plain average) here and in ``ae_embed``; ``deep_cluster`` and the
+        alone. 0 (the plain average) by default and in ``ae_embed``; ``deep_cluster`` and the
         linear floor (:func:`scdeepclust.tl.spatial_gmm`) use 0.5, each its own
         leave-one-dataset-out choice (``benchmarks/results/selection.md``).
     n_neighs
