@@ -367,7 +367,7 @@ NOTES = """## What was tried, what was chosen, what did not help
   `_lat6ep150` (DLPFC .556 vs .553, osmFISH .711 vs .713, BaristaSeq .671 vs .686, STARmap
   .868 vs .846, HER2ST .366 vs .338), and the package's pool picks it in 4 folds of 5
   (held-out DLPFC .556, osmFISH .711, BaristaSeq .671, STARmap .868; `_hid256` with
-  HER2ST held out). **It is the package default from session 9** (`CLUSTER_DEFAULTS`:
+  HER2ST held out; 3 folds once the 12-unit variant below joined the pool). **It is the package default from session 9** (`CLUSTER_DEFAULTS`:
   `FeatureOptions(expression_weight=0.5)`, `TrainOptions(epochs=100)`); read +
   `deep_cluster` alone takes 22.8 s on 151507 and 17.7 s on 151673 (was 28.8 / 21.7 s).
   The package domain benchmark (3 seeds) does not show the harness's gain: DLPFC .550
@@ -417,6 +417,13 @@ NOTES = """## What was tried, what was chosen, what did not help
   sweeps sharing the cores (23 s with five). With seeds 0-3 only it was picked with DLPFC
   held out; with eight seeds the default keeps 4 folds of 5. Within the seed noise at 1.2
   times the cost.
+- **A 12-unit latent on the new default (session 9, seeds 0-7; not adopted).** With
+  pretraining capped at 100 epochs the 12-unit latent fits the budget (151507 about 24 s
+  a run with two sweeps sharing the cores, as the default). Over seeds 0-7: DLPFC .554 vs
+  .556 (151674 .594 vs .566, 151669 .489 vs .532), osmFISH .718 vs .711, BaristaSeq .695
+  vs .671, STARmap .879 vs .868, HER2ST .325 vs .366 (A1 .391 vs .534); family mean .634
+  vs .634. Picked only with DLPFC held out; the default keeps 3 folds of 5 (`_hid256`
+  with HER2ST held out). Seed sd at most .02 on 6 sections of 12 against 5.
 - **Choosing k on the latent again (session 9, package, seeds 0-2, scratch; not
   adopted).** `StabilityK(use="latent")` (the first member's pretrained latent) on the new
   default, against the domain benchmark's k-estimated rows (the features): ARI at the
