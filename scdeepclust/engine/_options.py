@@ -387,7 +387,8 @@ DEEP_DEFAULTS: dict[str, Options] = {
 #: on neighbourhood averages half weighted by expression similarity
 #: (``expression_weight=0.5``), with pretraining capped at 100 epochs (the cap keeps a
 #: Visium slice within 30 s). Chosen leave-one-dataset-out among the configurations
-#: within that budget, 8 seeds: 4 folds of 5 (benchmarks/results/selection.md);
+#: within that budget, 8 seeds: 4 folds of 5, 3 with a later 12-unit variant in the pool
+#: (benchmarks/results/selection.md);
 #: ``ae_embed`` trains one autoencoder with :class:`ModelOptions`' 16-unit latent on the
 #: plain averages.
 CLUSTER_DEFAULTS: dict[str, Options] = {
