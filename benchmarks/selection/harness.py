@@ -206,9 +206,8 @@ def spatial_features(section: str, c: dict, seed: int):
     if c["kernel"] == "gauss":
         op = row_normalized(gauss_graph(coords, c["k_geom"]))
     elif c["kernel"] == "edge":
-        smoothed = pcs
-        for _ in range(c["edge_hops"]):  # compare neighbourhoods, not single cells
-            smoothed = row_normalized(graph) @ smoothed
+        # compare neighbourhoods (edge_hops plain averagings), not single cells
+        smoothed = sdc.pp.neighbor_average(pcs, graph, hops=c["edge_hops"])
         op = sdc.pp.averaging_operator(graph, smoothed, c["edge_mix"], c["edge_scale"])
     else:
         op = row_normalized(graph)
