@@ -122,6 +122,20 @@ def test_choose_k_and_postprocess_are_pluggable(blobs):
         engine.SpatialDEC(**TINY).fit(features, graph)
 
 
+def test_fowlkes_mallows_equals_sklearns_bit_for_bit():
+    from sklearn.metrics import fowlkes_mallows_score
+
+    from scdeepclust.engine._choose_k import fowlkes_mallows
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, ka, kb = rng.integers(2, 500), rng.integers(1, 12), rng.integers(1, 12)
+        a, b = rng.integers(0, ka, n), rng.integers(0, kb, n)
+        assert fowlkes_mallows(a, b) == fowlkes_mallows_score(a, b)
+    same = np.repeat(np.arange(3), 5)
+    assert fowlkes_mallows(same, np.array([2, 0, 1])[same]) == 1.0
+
+
 def test_model_inputs_build_on_arrays():
     rng = np.random.default_rng(0)
     counts = sp.csr_matrix(rng.poisson(2.0, size=(120, 40)).astype(np.float32))
