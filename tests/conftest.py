@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 
@@ -123,7 +124,7 @@ def fast() -> Presets:
 @pytest.fixture
 def rewrite_refined_labels(monkeypatch):
     """``rewrite_refined_labels(f)``: every DEC refinement's labels become ``f(labels)``
-    (a seam to force a collapse or a merged domain)."""
+    and its soft assignment their one-hot (a seam to force a collapse or a merged domain)."""
     from scdeepclust.engine import _dec
 
     real = _dec.run_dec
@@ -132,6 +133,8 @@ def rewrite_refined_labels(monkeypatch):
         def patched(*args, **kwargs):
             result = real(*args, **kwargs)
             result.labels = rewrite(result.labels)
+            # the soft assignment agrees with the rewritten labels, as DEC's own do
+            result.q = torch.nn.functional.one_hot(result.labels, result.q.shape[1]).to(result.q)
             return result
 
         monkeypatch.setattr(_dec, "run_dec", patched)

@@ -9,6 +9,7 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 - :class:`TransferEnsemble` and :func:`slice_features`: label transfer between slices;
 - option groups (:class:`FeatureOptions`, :class:`ModelOptions`, :class:`TrainOptions`,
   :class:`RefineOptions`, :class:`TransferFeatureOptions`, :class:`ClassifierOptions`);
+- :func:`spatial_vote`: the final labels' vote over each spot's nearest neighbours;
 - :func:`run_context`: seed, device, threads and the clock of a run.
 """
 
@@ -48,6 +49,7 @@ from ._options import (
 )
 from ._training import COUNT_MODELS, TrainedEmbedding, build_model, train_embedding
 from ._transfer import TransferEnsemble, slice_features
+from ._vote import MAX_WINDOW, VOTE_SHARE, spatial_vote, vote_window
 
 __all__ = [
     "ModelInputs",
@@ -67,6 +69,10 @@ __all__ = [
     "fit_mixture",
     "fit_subsample",
     "smooth_proba",
+    "spatial_vote",
+    "vote_window",
+    "VOTE_SHARE",
+    "MAX_WINDOW",
     "MAX_FIT_OBS",
     "TrainedEmbedding",
     "build_model",

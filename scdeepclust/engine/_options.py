@@ -40,6 +40,10 @@ _CHECKS = {
     "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
     "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
+    "vote": (
+        lambda v: v == "auto" or (_is_int(v) and v >= 0),
+        "'auto' or an integer >= 0",
+    ),
     "k_range": (
         lambda v: len(v) == 2 and all(_is_int(k) for k in v) and 2 <= v[0] and v[1] - v[0] >= 2,
         "two integers (smallest, largest) with 2 <= smallest <= largest - 2",
@@ -242,6 +246,11 @@ class RefineOptions(Options):
         Smallest and largest k tried by ``"stability"`` (the ends only serve as neighbours).
     leiden_resolution
         Resolution of the Leiden clustering that estimates ``n_clusters`` with ``"leiden"``.
+    vote_window
+        The spatial vote on the final labels (:func:`scdeepclust.engine.spatial_vote`, only
+        with spatial features): each spot's soft assignment averaged with those of this
+        many nearest spots of its sample; ``"auto"`` (the default) takes one spot in 200 of
+        the sample (at most 50), 0 switches it off.
     """
 
     group: typing.ClassVar[str] = "refine"
@@ -257,6 +266,7 @@ class RefineOptions(Options):
     choose_k: KChoice = _opt("stability", label="choose_k")
     k_range: tuple[int, int] = _opt((2, 16), "k_range")
     leiden_resolution: float = _opt(0.5, ">0")
+    vote_window: int | str = _opt("auto", "vote")
 
 
 @dataclass(frozen=True)

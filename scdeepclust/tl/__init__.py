@@ -9,6 +9,7 @@ from ._ae_embed import ae_embed
 from ._baselines import kmeans, pca_kmeans, pca_leiden, pca_louvain
 from ._deep_cluster import deep_cluster
 from ._label_transfer import label_transfer
+from ._smooth_labels import smooth_labels
 from ._spatial_gmm import spatial_gmm
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "pca_louvain",
     "pca_leiden",
     "spatial_gmm",
+    "smooth_labels",
     "ae_embed",
     "deep_cluster",
     "detect_collapse",

