@@ -185,6 +185,11 @@ def to_markdown(table: pd.DataFrame, refused: list[dict], device: str) -> str:
             "weighting, session 9, seeds 0-2 of both directions): mean ARI 0.717 at weight "
             "0.5, 0.715 at 1.0 and 0.718 at 1.0 with 4 hops, against 0.718 with plain "
             "averages: no gain, not kept as an option.",
+            "- The domain tools' spatial vote (session 10: each spot's probabilities "
+            "averaged with those of its round(n / 200) nearest spots, 18 here) on top of "
+            "`smooth=2`, seeds 0-2 of both directions: ARI -0.006 to +0.002 per run, "
+            "balanced accuracy 0.004-0.020 lower (windows of 10 and 30 spots: no better); "
+            "the probabilities are already smoothed, so it was not added.",
             "",
             "## Slices without gene names (151507, 151508, 151669)",
             "",
