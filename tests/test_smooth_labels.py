@@ -128,3 +128,16 @@ def test_without_coordinates_the_vote_is_skipped_with_a_warning(small_adata):
     assert small_adata.uns["spatial_gmm"]["vote"]["skipped"] == "no obsm['spatial']"
     truth = small_adata.obs["truth"]
     assert adjusted_rand_score(truth, small_adata.obs["spatial_gmm"]) > 0.8
+
+
+def test_bad_coordinates_are_refused_before_any_training(small_adata, tiny, monkeypatch):
+    from scdeepclust.engine import SpatialDEC
+
+    sdc.pp.spatial_neighbors(small_adata)  # the features would not need the coordinates
+    small_adata.obsm["spatial"][0, 0] = np.nan
+    monkeypatch.setattr(SpatialDEC, "pretrain", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ScdeepclustInputError, match=r"obsm\['spatial'\] contains NaN"):
+        sdc.tl.deep_cluster(small_adata, 3, **tiny.dc)
+    with pytest.raises(ScdeepclustInputError, match=r"obsm\['spatial'\] contains NaN"):
+        sdc.tl.spatial_gmm(small_adata, 3)
+    sdc.tl.spatial_gmm(small_adata, 3, vote_window=0)  # no vote, no coordinates needed

@@ -25,7 +25,7 @@ from ..engine import (
 from ._graph_clustering import LeidenK
 from ._inputs import model_inputs
 from ._record import ResultKeys, show_progress, tool_record, write_result
-from ._smooth_labels import vote_on
+from ._smooth_labels import VoteInputs
 
 _FUNC = "tl.deep_cluster"
 
@@ -155,6 +155,12 @@ def deep_cluster(
         train=train,
         refine=refine,
     )
+    vote = VoteInputs.of(
+        adata,
+        opts["refine"].vote_window if opts["features"].spatial else 0,
+        batch_key=batch_key,
+        func=_FUNC,
+    )
     start = logg.info(f"computing deep clusters ({opts['model'].kind}, k={n_clusters})")
     with run_context(random_state, device, n_threads) as run:
         inputs, inputs_record = model_inputs(adata, opts["features"], arguments, func=_FUNC)
@@ -168,13 +174,12 @@ def deep_cluster(
             verbose=show_progress(verbose),
         ).pretrain(inputs)
         results = [estimator.cluster(k) for k in ks]
-    window = opts["refine"].vote_window if opts["features"].spatial else 0
-    votes = [vote_labels(adata, result, window, batch_key) for result in results]
+    votes = [vote_labels(result, vote) for result in results]
     for result in results:
         warn_if_off(result, estimator.choose_k, opts["refine"])
     adata = adata.copy() if copy else adata
     added = []
-    for result, vote in zip(results, votes):
+    for result, vote_record in zip(results, votes):
         key = f"{key_added}_k{result.n_clusters}" if sweep else key_added
         record = tool_record(
             arguments,
@@ -187,7 +192,7 @@ def deep_cluster(
             converged=result.converged,
             collapse={"detected": bool(result.collapse_events), "events": result.collapse_events},
             **inputs_record,
-            vote=vote,
+            vote=vote_record,
             random_state=random_state,
         )
         added.append(
@@ -205,12 +210,12 @@ def deep_cluster(
     return adata if copy else None
 
 
-def vote_labels(adata: AnnData, result, window, batch_key: str | None) -> dict[str, Any]:
+def vote_labels(result, vote: VoteInputs) -> dict[str, Any]:
     """Replace ``result``'s assignments and labels by their spatial vote; return its record."""
-    voted, vote = vote_on(adata, result.proba, window, batch_key=batch_key, func=_FUNC)
-    if vote["window"]:
+    voted, record = vote.apply(result.proba)
+    if record["window"]:
         result.proba, result.labels = voted, np.asarray(voted).argmax(axis=1)
-    return vote
+    return record
 
 
 def k_chooser(refine: RefineOptions):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,34 +18,45 @@ from ._record import ResultKeys, params_of, write_result
 _FUNC = "tl.smooth_labels"
 
 
-def vote_on(
-    adata: AnnData,
-    proba: np.ndarray,
-    window: int | str,
-    *,
-    batch_key: str | None,
-    func: str,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """The clustering tools' last step: :func:`~scdeepclust.engine.spatial_vote` on ``proba``.
+@dataclass(frozen=True)
+class VoteInputs:
+    """What the clustering tools' spatial vote needs, checked before any training."""
 
-    Coordinates come from ``obsm["spatial"]``; without them (a user's graph in ``obsp``
-    only) the vote is skipped with a warning. Returns the (voted) assignments and the
-    record entry ``{"window": {sample: neighbours}}`` (``{}`` when nothing was voted).
-    """
-    if window == 0:
-        return proba, {"window": {}}
-    if "spatial" not in adata.obsm:
-        warnings.warn(
-            f"{func}: adata.obsm['spatial'] is missing, so the labels get no spatial vote "
-            "(pass refine={'vote_window': 0} / vote_window=0 to silence this).",
-            UserWarning,
-            stacklevel=3,
-        )
-        return proba, {"window": {}, "skipped": "no obsm['spatial']"}
-    coords = check_spatial(adata, func=func)
-    groups = batch_labels(adata, batch_key, func=func)
-    voted, windows = spatial_vote(proba, coords, window, groups=groups)
-    return voted, {"window": windows}
+    window: int | str
+    coords: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    skipped: str | None = None
+
+    @classmethod
+    def of(cls, adata: AnnData, window: int | str, *, batch_key: str | None, func: str):
+        """Coordinates (``obsm["spatial"]``) and samples for a vote over ``window`` spots.
+
+        ``window`` 0 needs nothing. Without ``obsm["spatial"]`` (a user's graph in ``obsp``
+        only) the vote is skipped with a warning; invalid coordinates raise here, before
+        the tool trains anything.
+        """
+        vote_window(adata.n_obs, window)  # validates
+        if window == 0:
+            return cls(0)
+        if "spatial" not in adata.obsm:
+            warnings.warn(
+                f"{func}: adata.obsm['spatial'] is missing, so the labels get no spatial vote "
+                "(pass refine={'vote_window': 0} / vote_window=0 to silence this).",
+                UserWarning,
+                stacklevel=3,
+            )
+            return cls(0, skipped="no obsm['spatial']")
+        coords = check_spatial(adata, func=func)
+        return cls(window, coords, batch_labels(adata, batch_key, func=func))
+
+    def apply(self, proba: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The voted assignments and the record entry ``{"window": {sample: spots}}``
+        (``{}``, and ``proba`` unchanged, when there is no vote)."""
+        if self.coords is None:
+            record = {"window": {}}
+            return proba, record if self.skipped is None else {**record, "skipped": self.skipped}
+        voted, windows = spatial_vote(proba, self.coords, self.window, groups=self.groups)
+        return voted, {"window": windows}
 
 
 def smooth_labels(

@@ -19,7 +19,7 @@ from .._utils import check_adata, check_n_clusters
 from ..engine import FeatureOptions, as_options, fit_mixture, options_record, run_context
 from ._inputs import model_inputs
 from ._record import ResultKeys, params_of, write_result
-from ._smooth_labels import vote_on
+from ._smooth_labels import VoteInputs
 
 _FUNC = "tl.spatial_gmm"
 
@@ -91,24 +91,19 @@ def spatial_gmm(
     check_adata(adata, func=_FUNC)
     check_n_clusters(n_clusters, adata.n_obs, func=_FUNC, required=True)
     opts = as_options(features, FLOOR_FEATURES)
+    vote = VoteInputs.of(adata, vote_window, batch_key=batch_key, func=_FUNC)
     start = logg.info(f"computing {_FUNC} (k={n_clusters})")
     with run_context(random_state, "cpu", None) as run:
         inputs, inputs_record = model_inputs(adata, opts, arguments, func=_FUNC)
         mixture = fit_mixture(inputs.features, n_clusters, init="gmm", random_state=random_state)
-        proba, vote = vote_on(
-            adata,
-            mixture.predict_proba(inputs.features),
-            vote_window,
-            batch_key=batch_key,
-            func=_FUNC,
-        )
+        proba, vote_record = vote.apply(mixture.predict_proba(inputs.features))
     adata = adata.copy() if copy else adata
     record = {
         "method": "spatial_gmm",
         "params": {**params_of(arguments), **options_record(features=opts)},
         "n_clusters": int(n_clusters),
         **inputs_record,
-        "vote": vote,
+        "vote": vote_record,
         "seconds": run.seconds,
     }
     added = write_result(
