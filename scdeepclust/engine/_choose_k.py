@@ -44,7 +44,7 @@ class StabilityK:
         12 shared sections; with ten the ARI at the estimated k rose on every tissue family
         (mean of family means .627 vs .579, chosen in 5 of 5 leave-one-dataset-out folds;
         ``benchmarks/results/selection.md``). Read + ``deep_cluster(n_clusters=None)`` takes
-        151507 28.8 s alone (22.8 s with k given), 151673 21.4 s.
+        151507 28.6 s alone (22.0 s with k given), 151673 22.2 s (session 10).
     use
         ``"features"`` (the model inputs: cheap, independent of training) or ``"latent"``
         (the pretrained latent space).

@@ -20,7 +20,7 @@ from .._utils import ScdeepclustInputError, check_group_labels
 #: 1/(c k) rules (``benchmarks/results/selection.md``, session 10).
 VOTE_SHARE = 200
 #: Largest window: a guard for atlas-sized samples, never reached on the shared sections
-#: (osmFISH, 5,328 cells, gets 27).
+#: (osmFISH, 4,839 cells, gets 24).
 MAX_WINDOW = 50
 #: Weight of the observation's own assignment beside each neighbour's (weight 1).
 SELF_WEIGHT = 0.5

@@ -18,6 +18,14 @@ from ._record import ResultKeys, params_of, write_result
 _FUNC = "tl.smooth_labels"
 
 
+def checked_window(n_obs: int, window, *, func: str) -> int:
+    """:func:`~scdeepclust.engine.vote_window`, its error prefixed with the tool's name."""
+    try:
+        return vote_window(n_obs, window)
+    except ScdeepclustInputError as err:
+        raise ScdeepclustInputError(f"{func}: {err}") from err
+
+
 @dataclass(frozen=True)
 class VoteInputs:
     """What the clustering tools' spatial vote needs, checked before any training."""
@@ -35,7 +43,7 @@ class VoteInputs:
         only) the vote is skipped with a warning; invalid coordinates raise here, before
         the tool trains anything.
         """
-        vote_window(adata.n_obs, window)  # validates
+        checked_window(adata.n_obs, window, func=func)
         if window == 0:
             return cls(0)
         if "spatial" not in adata.obsm:
@@ -105,7 +113,7 @@ def smooth_labels(
     check_adata(adata, func=_FUNC)
     if key not in adata.obs:
         raise KeyError(f"{_FUNC}: key {key!r} is not a column of adata.obs.")
-    vote_window(adata.n_obs, window)  # validates
+    checked_window(adata.n_obs, window, func=_FUNC)
     labels = pd.Categorical(adata.obs[key])
     if len(labels.categories) == 0:
         raise ScdeepclustInputError(f"{_FUNC}: adata.obs[{key!r}] holds no labels (all missing).")
