@@ -474,6 +474,15 @@ NOTES = """## What was tried, what was chosen, what did not help
   model's .682. The graph's own diffusion instead of a window (the soft assignments
   averaged 1-8 times over the 6-NN graph, a constant): family means .634-.624 for the deep
   model, falling with every round (HER2ST C1 .505 to .297).
+- **Spatial smoothing inside DEC, around the vote (session 10, package, seeds 0-3,
+  scratch; not adopted).** Against the new default on the same seeds (the vote at the
+  end in every variant; 46 runs where all ran): DEC's soft assignment Q averaged over the
+  vote's window (`n / 200` nearest spots, itself half) instead of the 6-NN mean before the
+  target is formed: mean of family means .641 vs .650 (151673 .570 vs .586, 151674 .526
+  vs .554, osmFISH .744 vs .769); two rounds of the 6-NN mean: .647 (osmFISH .782, but
+  STARmap .861 vs .873 and 151674 .542); every member's assignments voted before the
+  medoid consensus: .647 (HER2ST B1 .296 vs .306, STARmap .867). Neither lowers the seed
+  spread.
 - **Choosing k, session 10 (scratch, package features, seeds 0-2, offline on the cached
   clusterings of `StabilityK`).** Alternatives to the Fowlkes-Mallows stability between k
   and k +- 1 on the same 10 clusterings per k: ARI between k and k +- 1 (chance-corrected),
