@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._utils import ScdeepclustInputError
+from ._vote import is_window
 
 ModelKind = Literal["ae", "vae", "zinb", "nb"]
 InitKind = Literal["gmm", "kmeans"]
@@ -40,10 +41,7 @@ _CHECKS = {
     "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
     "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
-    "vote": (
-        lambda v: v == "auto" or (_is_int(v) and v >= 0),
-        "'auto' or an integer >= 0",
-    ),
+    "vote": (is_window, "'auto' or an integer >= 0"),
     "k_range": (
         lambda v: len(v) == 2 and all(_is_int(k) for k in v) and 2 <= v[0] and v[1] - v[0] >= 2,
         "two integers (smallest, largest) with 2 <= smallest <= largest - 2",

@@ -27,6 +27,13 @@ SELF_WEIGHT = 0.5
 _BLOCK = 5_000
 
 
+def is_window(value) -> bool:
+    """Whether ``value`` is a vote window: ``"auto"`` or an integer >= 0 (not a bool)."""
+    if isinstance(value, str):
+        return value == "auto"
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= 0
+
+
 def vote_window(n_obs: int, window: int | str = "auto") -> int:
     """Neighbours in the vote of a sample of ``n_obs``: ``round(n_obs / 200)``, at most 50.
 
@@ -37,12 +44,12 @@ def vote_window(n_obs: int, window: int | str = "auto") -> int:
     window
         ``"auto"`` (the rule) or a number of neighbours (0 switches the vote off).
     """
-    if window == "auto":
-        window = min(int(round(n_obs / VOTE_SHARE)), MAX_WINDOW)
-    elif isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 0:
+    if not is_window(window):
         raise ScdeepclustInputError(
             f"vote window must be 'auto' or an integer >= 0, got {window!r}."
         )
+    if window == "auto":
+        window = min(int(round(n_obs / VOTE_SHARE)), MAX_WINDOW)
     return int(min(window, n_obs - 1))
 
 
