@@ -94,6 +94,53 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# The compiled libraries every command needs. Importing them runs C++ (pybind11) code that
+# calls back into Python; a KeyboardInterrupt raised inside such a callback cannot unwind
+# through the C++ and aborts the process (SIGABRT), so signals are held while they import.
+_SCIENTIFIC_MODULES = ("torch", "scanpy", "scdeepclust.tl", "scdeepclust.pl", "scdeepclust.metrics")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM inside the block; act on the first one when it ends.
+
+    A second Ctrl-C or SIGTERM inside the block exits at once (nothing has been written yet:
+    the block only imports).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum, frame):
+        if received:
+            print(
+                f"{PROG}: {'interrupted' if signum == signal.SIGINT else 'terminated'}",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED)
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt if received[0] == signal.SIGINT else _Terminated()
+
+
+def _import_scientific_stack() -> None:
+    """Import the compiled libraries with signals held (see ``_SCIENTIFIC_MODULES``)."""
+    import importlib
+
+    with _signals_held():
+        for name in _SCIENTIFIC_MODULES:
+            importlib.import_module(name)
+
+
 class _Parser(argparse.ArgumentParser):
     """Argument errors as one line (with a pointer to --help) instead of usage + exit."""
 
@@ -849,7 +896,8 @@ def _main(argv: list[str]) -> int:
     log = _Log(args.quiet)
     with _warnings_as_lines(args.quiet, args.debug):
         try:
-            from .engine import limit_threads  # imports torch: errors are reported, not raised
+            _import_scientific_stack()  # import errors are reported, not raised
+            from .engine import limit_threads
 
             with limit_threads(args.threads):
                 return _COMMANDS[args.command](args, log)

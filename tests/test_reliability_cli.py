@@ -167,6 +167,22 @@ def test_12_ctrl_c_during_start_up_exits_130_without_traceback(sample, tmp_path)
     assert "Traceback" not in err and "interrupted" in err
 
 
+@pytest.mark.parametrize(
+    ("sig", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, cli._Terminated)]
+)
+def test_12_signals_are_held_while_the_compiled_libraries_import(sig, raised):
+    # A KeyboardInterrupt raised inside pybind11's import-time callbacks aborts the process
+    # (CI saw status -6); the imports therefore finish first and the signal acts after.
+    steps = []
+    with pytest.raises(raised):
+        with cli._signals_held():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)  # the handler has run by now
+            steps.append("finished the block")
+    assert steps == ["finished the block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_12_sigterm_while_writing_removes_temporary_files(sample, tmp_path):
     out = tmp_path / "o"
     proc = _python(
