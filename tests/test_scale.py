@@ -55,14 +55,21 @@ def test_chunked_features_span_the_in_memory_features(batched, monkeypatch):
     assert abs(float(streamed[:, 0].std()) - 1.0) < 1e-4
 
 
-@pytest.mark.parametrize("expression_weight", [0.0, 0.5])
-def test_hop_by_hop_projection_equals_the_pca_of_all_hops(expression_weight):
+@pytest.mark.parametrize(("expression_weight", "anisotropy"), [(0.0, 0.0), (0.5, 0.0), (0.5, 4.0)])
+def test_hop_by_hop_projection_equals_the_pca_of_all_hops(expression_weight, anisotropy):
     from scdeepclust.pp import knn_graph, pca_model, spatial_embedding
 
     rng = np.random.default_rng(0)
     coords, pcs = rng.uniform(size=(600, 2)), rng.normal(size=(600, 12)).astype(np.float32)
     graph = knn_graph(coords, 6)
-    hop_options = dict(lam=0.9, hops=6, hop_weighting="linear", expression_weight=expression_weight)
+    hop_options = dict(
+        lam=0.9,
+        hops=6,
+        hop_weighting="linear",
+        expression_weight=expression_weight,
+        coords=coords,
+        anisotropy=anisotropy,
+    )
     streamed = chunked.reduced_spatial_features(pcs, graph, n_comps=8, chunk=64, **hop_options)
     dense = spatial_embedding(pcs, graph, **hop_options)
     expected = pca_model(dense.shape, 8).fit_transform(dense)

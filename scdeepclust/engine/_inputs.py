@@ -62,6 +62,7 @@ class ModelInputs:
         random_state: int = 0,
         graph_source: str | None = None,
         genes: np.ndarray | None = None,
+        coords: np.ndarray | None = None,
     ) -> ModelInputs:
         """Expression PCs, neighbour-aggregated when ``options.spatial``, reduced by PCA.
 
@@ -82,6 +83,10 @@ class ModelInputs:
         genes
             Boolean mask of the genes to use (the user's ``var["highly_variable"]``);
             ``None`` selects ``options.n_top_genes`` genes.
+        coords
+            ``n_obs x 2`` coordinates, needed when ``options.anisotropy`` > 0 (the
+            neighbourhood averages then follow the layers,
+            :func:`scdeepclust.pp.anisotropic_weighted`); ``None`` averages isotropically.
         """
         options = options or FeatureOptions()
         n_obs = counts.shape[0]
@@ -95,7 +100,7 @@ class ModelInputs:
             )
         if use_chunked(counts):  # large or backed on disk: bounded memory, row blocks
             return cls(
-                _chunked_features(counts, graph, options, batches, random_state, genes),
+                _chunked_features(counts, graph, options, batches, random_state, genes, coords),
                 None if graph is None else sp.csr_matrix(graph, dtype=np.float32),
                 counts,
                 graph_source,
@@ -106,7 +111,7 @@ class ModelInputs:
         )
         if graph is not None:
             graph = sp.csr_matrix(graph, dtype=np.float32)
-            features = spatial_embedding(pcs, graph, **_hop_options(options))
+            features = spatial_embedding(pcs, graph, **_hop_options(options, coords))
         else:
             features = pcs
         pca = pca_model(features.shape, options.n_comps, random_state=random_state)
@@ -144,18 +149,27 @@ def _pcs_options(options: FeatureOptions) -> dict:
 _HOP_FIELDS = ("lam", "hops", "hop_weighting", "expression_weight")
 
 
-def _hop_options(options: FeatureOptions) -> dict:
-    """The neighbourhood keywords of a :class:`FeatureOptions` group."""
-    return {name: getattr(options, name) for name in _HOP_FIELDS}
+def _hop_options(options: FeatureOptions, coords: np.ndarray | None = None) -> dict:
+    """The neighbourhood keywords of a :class:`FeatureOptions` group (and the coordinates).
+
+    Without ``coords`` the neighbourhoods are isotropic whatever ``options.anisotropy``.
+    """
+    hop = {name: getattr(options, name) for name in _HOP_FIELDS}
+    anisotropy = options.anisotropy if coords is not None else 0.0
+    return {**hop, "coords": coords, "anisotropy": anisotropy}
 
 
 def _chunked_features(
-    counts, graph, options: FeatureOptions, batches, random_state: int, genes=None
+    counts, graph, options: FeatureOptions, batches, random_state: int, genes=None, coords=None
 ):
     """The features of :meth:`ModelInputs.build` in row blocks (see ``pp._chunked``)."""
     pcs = expression_pcs_chunked(
         counts, **_pcs_options(options), batches=batches, random_state=random_state, genes=genes
     )
     return reduced_spatial_features(
-        pcs, graph, **_hop_options(options), n_comps=options.n_comps, random_state=random_state
+        pcs,
+        graph,
+        **_hop_options(options, coords),
+        n_comps=options.n_comps,
+        random_state=random_state,
     )

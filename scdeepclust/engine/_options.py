@@ -124,9 +124,17 @@ class FeatureOptions(Options):
         Share of the neighbourhood average whose edges are weighted by the expression
         similarity of the spots they join (``exp(-d2 / median d2)`` on the expression PCs,
         :func:`scdeepclust.pp.averaging_operator`); the rest averages over the graph
-        alone. 0 (the plain average) by default and in ``ae_embed``; ``deep_cluster`` and the
-        linear floor (:func:`scdeepclust.tl.spatial_gmm`) use 0.5, each its own
-        leave-one-dataset-out choice (``benchmarks/results/selection.md``).
+        alone. 0 (the plain average) by default and in ``ae_embed`` and ``deep_cluster``
+        (which weights its edges by ``anisotropy`` instead); the linear floor
+        (:func:`scdeepclust.tl.spatial_gmm`) uses 0.5, each its own leave-one-dataset-out
+        choice (``benchmarks/results/selection.md``).
+    anisotropy
+        Strength with which the graph's edges across the local direction of expression
+        change lose weight (``exp(-anisotropy x coherence x cos^2)``,
+        :func:`scdeepclust.pp.anisotropic_weighted`): the averages follow layers instead of
+        blurring across them. 0 (isotropic) by default and in ``ae_embed`` and the linear
+        floor; ``deep_cluster`` uses 4, its leave-one-dataset-out choice
+        (``benchmarks/results/selection.md``). Needs ``obsm["spatial"]``.
     n_neighs
         Size of the spatial graph when it is built (ignored when a graph is read from
         ``obsp``).
@@ -154,6 +162,7 @@ class FeatureOptions(Options):
     hops: int = _opt(6, "int>=0")
     hop_weighting: HopWeighting = _opt("linear", label="hop_weighting")
     expression_weight: float = _opt(0.0, "[0,1]")
+    anisotropy: float = _opt(0.0, ">=0")
     n_neighs: int = _opt(6, "int>=1")
     use_highly_variable: bool | None = None
     whiten: float = _opt(0.5, "[0,1]")
@@ -392,16 +401,17 @@ DEEP_DEFAULTS: dict[str, Options] = {
 }
 #: Defaults of ``deep_cluster``: an ensemble of five autoencoders (three tie with five on
 #: accuracy leave-one-dataset-out, five spread less between seeds) with a 6-unit latent,
-#: on neighbourhood averages half weighted by expression similarity
-#: (``expression_weight=0.5``), with pretraining capped at 100 epochs (the cap keeps a
-#: Visium slice within 30 s). Chosen leave-one-dataset-out among the configurations
-#: within that budget, 8 seeds: 4 folds of 5, 3 with a later 12-unit variant in the pool
-#: (benchmarks/results/selection.md);
-#: ``ae_embed`` trains one autoencoder with :class:`ModelOptions`' 16-unit latent on the
-#: plain averages.
+#: with pretraining capped at 100 epochs (the cap keeps a Visium slice within 30 s), on
+#: anisotropic neighbourhood averages (``anisotropy=4``: edges across the local direction
+#: of expression change lose weight, so the averages follow layers; chosen in 3 folds of
+#: 5 over 8 package seeds against strengths 2 and 8 (2 folds) and the previous
+#: half expression-weighted means, ``benchmarks/results/package_runs.csv``). The rest
+#: chosen leave-one-dataset-out among the configurations within the time budget
+#: (benchmarks/results/selection.md); ``ae_embed`` trains one autoencoder with
+#: :class:`ModelOptions`' 16-unit latent on the plain averages.
 CLUSTER_DEFAULTS: dict[str, Options] = {
     **DEEP_DEFAULTS,
-    "features": FeatureOptions(expression_weight=0.5),
+    "features": FeatureOptions(anisotropy=4.0),
     "model": ModelOptions(n_latent=6, n_members=5),
     "train": TrainOptions(epochs=100),
 }

@@ -5,6 +5,7 @@ The AnnData-facing functions (``spatial_neighbors``, ``normalize``, ``minmax_sca
 arrays out) that the engine builds its model inputs from.
 """
 
+from ._anisotropic import anisotropic_weighted, gradient_directions
 from ._chunked import is_backed
 from ._features import (
     expression_pcs,
@@ -39,6 +40,8 @@ __all__ = [
     "row_normalized",
     "averaging_operator",
     "expression_weighted",
+    "anisotropic_weighted",
+    "gradient_directions",
     "log_normalize",
     "highly_variable",
     "variance_genes",

@@ -431,6 +431,8 @@ def reduced_spatial_features(
     n_comps: int,
     hop_weighting: str = "equal",
     expression_weight: float = 0.0,
+    coords: np.ndarray | None = None,
+    anisotropy: float = 0.0,
     random_state: int = 0,
     chunk: int = CHUNK_ROWS,
 ) -> np.ndarray:
@@ -450,7 +452,9 @@ def reduced_spatial_features(
         weights, operator = [1.0], None
     else:
         weights = hop_weights(lam, hops, hop_weighting)
-        operator = averaging_operator(graph, pcs, expression_weight)
+        operator = averaging_operator(
+            graph, pcs, expression_weight, coords=coords, anisotropy=anisotropy
+        )
 
     def weighted_hops():
         """``(h, weight_h x average over h hops)`` for h = 0..hops, one at a time."""

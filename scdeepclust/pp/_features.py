@@ -203,6 +203,8 @@ def spatial_embedding(
     hops: int = 2,
     hop_weighting: str = "equal",
     expression_weight: float = 0.0,
+    coords: np.ndarray | None = None,
+    anisotropy: float = 0.0,
 ) -> np.ndarray:
     """BANKSY-style features: own features and their neighbourhood averages, weighted by ``lam``.
 
@@ -227,11 +229,19 @@ def spatial_embedding(
         Share of the averaging operator whose edges are weighted by the similarity of
         ``own`` at their two ends (:func:`~scdeepclust.pp.averaging_operator`); 0 averages
         over the graph alone.
+    coords, anisotropy
+        ``n_obs x 2`` coordinates and the strength with which edges across the local
+        direction of change of ``own`` lose weight
+        (:func:`~scdeepclust.pp.anisotropic_weighted`); 0 keeps the graph isotropic.
     """
     weights = hop_weights(lam, hops, hop_weighting)
     own = np.asarray(own, dtype=np.float32)
     _check_graph_rows(graph, own.shape[0], "spatial_embedding")
-    operator = averaging_operator(graph, own, expression_weight) if hops else None
+    operator = (
+        averaging_operator(graph, own, expression_weight, coords=coords, anisotropy=anisotropy)
+        if hops
+        else None
+    )
     parts = [weights[0] * own]
     smoothed = own
     for weight in weights[1:]:

@@ -17,6 +17,7 @@ from .._utils import (
     check_spatial,
     warn_if_overwriting,
 )
+from ._anisotropic import anisotropic_weighted
 
 
 def knn_graph(
@@ -297,14 +298,24 @@ def averaging_operator(
     features: np.ndarray | None = None,
     expression_weight: float = 0.0,
     width_scale: float = 1.0,
+    *,
+    coords: np.ndarray | None = None,
+    anisotropy: float = 0.0,
 ) -> sp.csr_matrix:
     """Row-stochastic neighbourhood average (each node included), partly expression-weighted.
 
     ``(1 - expression_weight) * row_normalized(graph) + expression_weight *
     row_normalized(expression_weighted(graph, features, width_scale))``: at 0 the plain
     average of the node and its neighbours; above 0 a share of it down-weights dissimilar
-    neighbours.
+    neighbours. With ``anisotropy`` > 0 the graph's edges are first weighted by
+    :func:`~scdeepclust.pp.anisotropic_weighted` (strength ``anisotropy``, directions
+    from ``features`` at ``coords``), so both parts average along a layer more than
+    across it.
     """
+    if anisotropy:
+        if features is None or coords is None:
+            raise ValueError("averaging_operator: anisotropy > 0 needs the features and coords.")
+        graph = anisotropic_weighted(graph, coords, features, anisotropy)
     uniform = row_normalized(graph, self_loops=True)
     if not expression_weight:
         return uniform

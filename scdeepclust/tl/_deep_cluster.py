@@ -52,7 +52,9 @@ def deep_cluster(
     """Find tissue domains with spatially aware deep embedded clustering.
 
     Steps: (1) expression PCs of log-normalised genes, concatenated with their averages over
-    the spatial graph (BANKSY-style, weight ``features.lam``) when ``features.spatial``;
+    the spatial graph (BANKSY-style, weight ``features.lam``) when ``features.spatial``,
+    with the graph's edges across the local direction of expression change down-weighted
+    (``features.anisotropy``, so the averages follow layers);
     (2) autoencoder pretraining; (3) initial clusters on the latent (tied GMM or KMeans);
     (4) DEC refinement of encoder and Student-t centroids (Mahalanobis distances under the
     initial clusters' shared covariance by default, ``refine.metric``) on KL(P || Q) +
@@ -80,9 +82,10 @@ def deep_cluster(
     features
         :class:`~scdeepclust.engine.FeatureOptions` or a dict of them (merged over the
         defaults): ``spatial``, ``n_top_genes``, ``n_pcs``, ``n_comps``, ``lam``, ``hops``,
-        ``expression_weight`` (default 0.5 here, 0 in ``ae_embed``: a share of each
-        neighbourhood average that down-weights neighbours of unlike expression),
-        ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
+        ``expression_weight`` (a share of each neighbourhood average that down-weights
+        neighbours of unlike expression; 0), ``anisotropy`` (default 4 here, 0 in
+        ``ae_embed``: how much edges across the local direction of expression change lose
+        weight; needs ``obsm["spatial"]``), ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
         when present unless False). ``spatial=False`` is the lineage's non-spatial DEC.
     model
         :class:`~scdeepclust.engine.ModelOptions` or a dict: ``kind`` (``"ae"``, ``"vae"``,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from anndata import AnnData
 
 from .._utils import (
     ScdeepclustInputError,
     batch_labels,
+    check_spatial,
     counts_of,
     genes_record,
     highly_variable_genes_of,
@@ -54,6 +57,8 @@ def model_inputs(
             batch_key=batch_key,
             func=func,
         )
+        graph_record["anisotropy"] = float(features.anisotropy)
+    coords = _anisotropy_coords(adata, features, graph_record, func=func)
     try:
         inputs = ModelInputs.build(
             counts,
@@ -63,6 +68,7 @@ def model_inputs(
             random_state=random_state,
             graph_source=None if graph_record is None else graph_record["source"],
             genes=genes,
+            coords=coords,
         )
     except ScdeepclustInputError as err:
         raise ScdeepclustInputError(f"{func}: {err}") from err
@@ -71,3 +77,25 @@ def model_inputs(
         "graph": graph_record,
     }
     return inputs, record
+
+
+def _anisotropy_coords(
+    adata: AnnData, features: FeatureOptions, graph_record: dict | None, *, func: str
+) -> np.ndarray | None:
+    """The coordinates that anisotropic neighbourhoods need (``None`` when they are off).
+
+    Without ``obsm["spatial"]`` (a user's graph in ``obsp`` alone) the averages stay
+    isotropic, with a warning, and ``graph_record["anisotropy"]`` says 0.
+    """
+    if graph_record is None or not features.anisotropy:
+        return None
+    if "spatial" not in adata.obsm:
+        warnings.warn(
+            f"{func}: adata.obsm['spatial'] is missing, so the neighbourhood averages are "
+            "isotropic (features={'anisotropy': 0} silences this).",
+            UserWarning,
+            stacklevel=3,
+        )
+        graph_record["anisotropy"] = 0.0
+        return None
+    return check_spatial(adata, func=func)[:, :2]

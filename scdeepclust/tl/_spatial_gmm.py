@@ -33,8 +33,10 @@ _FUNC = "tl.spatial_gmm"
 #: scales the autoencoders' input) is recorded as 0. Each neighbourhood mean is half the
 #: plain mean, half a mean whose edges are weighted by the expression similarity of the
 #: spots they join (``expression_weight=0.5``): the floor's leave-one-dataset-out choice
-#: in 4 of 5 folds over six seeds (session 8), and ``deep_cluster``'s since session 9, so
-#: its features are ``deep_cluster``'s input. Like ``deep_cluster`` it ends with the spatial
+#: in 4 of 5 folds over six seeds (session 8; ``deep_cluster``'s in sessions 9-10). The
+#: anisotropic means that ``deep_cluster`` takes from session 11 are not the floor's
+#: choice (family mean .550-.561 against .610 over eight seeds: STARmap .63-.68 against
+#: .90; benchmarks/results/package_runs.csv), so the floor keeps these. Like ``deep_cluster`` it ends with the spatial
 #: vote on its posteriors (``vote_window``; session 10: the floor's own pool picks a vote
 #: in 5 of 5 folds, with windows of n/(10 k), n/100 or n/200 spots, and on every held-out
 #: family this shared rule scores at least what that fold's pick scores).
