@@ -298,10 +298,10 @@ def test_7_backed_sparse_anndata_streams_in_deep_cluster(backed_files):
     adata = ad.read_h5ad(backed_files / "sparse.h5ad", backed="r")
     # read in row blocks (issue 15), with the log-normalised and the default features
     tl.deep_cluster(adata, 3, **{**TINY, "features": {**TINY["features"], "normalization": "log"}})
-    assert adata.obs["deep_cluster"].nunique() == 3
     tl.deep_cluster(adata, 3, **TINY, key_added="default_features")
-    labels = adata.obs["default_features"]
-    assert labels.notna().all() and labels.nunique() >= 2  # 60 spots: a merge is reported
+    for key in ("deep_cluster", "default_features"):
+        labels = adata.obs[key]
+        assert labels.notna().all() and labels.nunique() >= 2  # 60 spots: a merge is reported
     adata.file.close()
 
 

@@ -532,15 +532,17 @@ NOTES = """## What was tried, what was chosen, what did not help
   the expression weighting, .682 without, against .896) and HER2ST (.25 vs .28) while
   gaining DLPFC (.550 / .541 vs .522); its own pool keeps its default in 5 folds of 5.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
-  0-9) the session-10 defaults (both tools ending with the spatial vote) are ahead of the
-  floor on four families of five: DLPFC .550 vs .524, osmFISH .772 vs .689, BaristaSeq
-  .683 vs .648, HER2ST .348 vs .278; behind on STARmap (.870 vs .895). Ahead on 8 of 12
-  sections; behind on 151674 (.542 vs .557), STARmap, HER2ST B1 (.307 vs .308) and D1
-  (.038 vs .199). The mean of family means is .645 against the floor's .607 (session 9:
-  .636 against .590; the vote lifted the floor more than the network). Seed sd at most
-  .02 on 5 of 12 sections (HER2ST C1 .139, A1 .125). The DLPFC mean stays between .53 and
-  .57 for every deep configuration tried (goal .60); the best single member of fifteen of
-  the session-6 defaults (an oracle) averages .620.
+  0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
+  floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
+  .692 vs .648, HER2ST .346 vs .278; behind on STARmap (.870 vs .895). Ahead on 10 of 12
+  sections (session 10: 8); behind on STARmap and HER2ST D1 (.056 vs .199). The mean of
+  family means is .653 against the floor's .607 (session 10: .645). Seed sd at most .02
+  on 4 of 12 sections (session 10: 5; the DLPFC slices spread more, .026-.053). With
+  `n_clusters=None` the anisotropic features put the estimate within +-1 of the true k
+  on 1 DLPFC slice of 5 (session 10: 2) and the k-estimated mean of family means falls
+  to .627 (.634). The DLPFC mean stays between .53 and .57 for every deep configuration
+  tried (goal .60); the best single member of fifteen of the session-6 defaults (an
+  oracle) averages .620.
 """
 
 
