@@ -50,6 +50,9 @@ def test_edges_across_a_layer_lose_weight_and_along_it_keep_it():
     assert np.array_equal(
         anisotropic_weighted(graph, coords, features, 0.0).toarray(), graph.toarray()
     )
+    for bad in (-1.0, float("inf")):
+        with pytest.raises(ValueError, match="strength must be a finite number >= 0"):
+            anisotropic_weighted(graph, coords, features, bad)
 
 
 def test_directions_never_mix_samples_the_graph_keeps_apart():
@@ -86,9 +89,10 @@ def test_averaging_operator_with_anisotropy_is_still_an_average():
         sdc.pp.averaging_operator(graph, features, 0.5, anisotropy=4.0)
 
 
-def test_anisotropy_must_be_non_negative():
-    with pytest.raises(ScdeepclustInputError, match="anisotropy"):
-        sdc.engine.FeatureOptions(anisotropy=-1.0)
+@pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan"), "strong"])
+def test_anisotropy_must_be_finite_and_non_negative(bad):
+    with pytest.raises(ScdeepclustInputError, match="anisotropy must be a finite number >= 0"):
+        sdc.engine.FeatureOptions(anisotropy=bad)
 
 
 def test_degenerate_neighbourhoods_give_no_direction():

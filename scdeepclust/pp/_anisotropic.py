@@ -129,6 +129,10 @@ def anisotropic_weighted(
     strength
         How much an edge across the direction of change loses (0 returns ``graph``).
     """
+    if not (np.isfinite(strength) and strength >= 0):
+        raise ValueError(
+            f"anisotropic_weighted: strength must be a finite number >= 0, got {strength!r}."
+        )
     graph = sp.csr_matrix(graph, dtype=np.float32)
     if not strength:
         return graph
