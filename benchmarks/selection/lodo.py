@@ -531,6 +531,18 @@ NOTES = """## What was tried, what was chosen, what did not help
   floor does not take it**: on the anisotropic means the tied GMM loses STARmap (.627 with
   the expression weighting, .682 without, against .896) and HER2ST (.25 vs .28) while
   gaining DLPFC (.550 / .541 vs .522); its own pool keeps its default in 5 folds of 5.
+- **Choosing k on the isotropic features (session 11, scratch, package, seeds 0-2; not
+  adopted).** With the anisotropic model, `StabilityK` on the previous (half
+  expression-weighted, isotropic) features instead of the model's own, the model
+  clustered at that k: DLPFC .538 (151507 and 151508 6, 6, 6 for 7; 151669, 151673 3;
+  151674 3, 3, 10), osmFISH .798 (10 for 11), BaristaSeq .584 (6, 6, 3), STARmap .870,
+  HER2ST .412 (A1 4, 3, 3; D1 6); mean of family means .640 against .627 on the
+  anisotropic features (DLPFC .522, osmFISH .754, BaristaSeq .702, HER2ST .287). Picked
+  in 4 folds of 5 (the model's features with HER2ST held out), but the held-out scores
+  average .615 against .627 for the model's features in every fold (BaristaSeq .584 vs
+  .702: one seed picks 3), three seeds only, and the second feature set would take
+  `n_clusters=None` on 151507 (29.6 s alone) past the 30 s budget. A candidate for more
+  seeds, with the isotropic features built from the same expression PCs.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
