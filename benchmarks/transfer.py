@@ -190,6 +190,10 @@ def to_markdown(table: pd.DataFrame, refused: list[dict], device: str) -> str:
             "`smooth=2`, seeds 0-2 of both directions: ARI -0.006 to +0.002 per run, "
             "balanced accuracy 0.004-0.020 lower (windows of 10 and 30 spots: no better); "
             "the probabilities are already smoothed, so it was not added.",
+            "- `deep_cluster`'s anisotropic neighbourhood averages (session 11: edges across "
+            "the local direction of expression change weighted exp(-4 x coherence x cos^2), "
+            "scratch, seeds 0-2 of both directions): mean ARI 0.718 against 0.718 with plain "
+            "averages (balanced accuracy 0.874 vs 0.875); no gain, not added.",
             "",
             "## Slices without gene names (151507, 151508, 151669)",
             "",
