@@ -193,7 +193,7 @@ def to_markdown(table: pd.DataFrame, refused: list[dict], device: str) -> str:
             "- `deep_cluster`'s anisotropic neighbourhood averages (session 11: edges across "
             "the local direction of expression change weighted exp(-4 x coherence x cos^2), "
             "scratch, seeds 0-2 of both directions): mean ARI 0.718 against 0.718 with plain "
-            "averages (balanced accuracy 0.874 vs 0.875); no gain, not added.",
+            "averages (balanced accuracy 0.874 vs 0.874); no gain, not added.",
             "",
             "## Slices without gene names (151507, 151508, 151669)",
             "",
