@@ -4,9 +4,9 @@ Layered tissue (cortical layers, bands) changes fast across the layers and slowl
 them. For every spot the direction of fastest change of the expression features is
 estimated (a least-squares gradient over its two-hop neighbourhood, summarised as a
 structure tensor and averaged over the same neighbourhood, as in image processing), and
-the spatial graph's edges that point along that direction lose weight. Where the
-gradients disagree (no coherent direction: inside a domain, or noisy single-cell data)
-the neighbourhood stays isotropic.
+the spatial graph's edges that point along that direction (across the layers) lose
+weight. Where the gradients disagree (no coherent direction: inside a domain, or noisy
+single-cell data) the neighbourhood stays isotropic.
 """
 
 from __future__ import annotations
