@@ -540,9 +540,14 @@ NOTES = """## What was tried, what was chosen, what did not help
   anisotropic features (DLPFC .522, osmFISH .754, BaristaSeq .702, HER2ST .287). Picked
   in 4 folds of 5 (the model's features with HER2ST held out), but the held-out scores
   average .615 against .627 for the model's features in every fold (BaristaSeq .584 vs
-  .702: one seed picks 3), three seeds only, and the second feature set would take
-  `n_clusters=None` on 151507 (29.6 s alone) past the 30 s budget. A candidate for more
-  seeds, with the isotropic features built from the same expression PCs.
+  .702: one seed picks 3), and the second feature set would take `n_clusters=None` on
+  151507 (29.6 s alone) past the 30 s budget. Seeds 3-5 were then run for both (scratch):
+  over seeds 0-5 the isotropic features give DLPFC .530, osmFISH .782, BaristaSeq .634,
+  STARmap .833, HER2ST .422 (mean .640; within +-1 of the true k in 51% of runs) and the
+  model's own features .521, .764, .706, .874, .353 (mean .644; 44%); the model's
+  features are picked in 3 folds of 5 (DLPFC, osmFISH and HER2ST held out). Not adopted:
+  neither representation gets more than 2 DLPFC slices of 5 within +-1 (151669, 151673
+  and 151674 pick 3 or 10-11 with both).
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
