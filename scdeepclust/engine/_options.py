@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._utils import ScdeepclustInputError
+from ..pp._anisotropic import is_strength
 from ._vote import is_window
 
 ModelKind = Literal["ae", "vae", "zinb", "nb"]
@@ -38,7 +39,7 @@ _CHECKS = {
     ">0": (lambda v: _is_real(v) and v > 0, "a number > 0"),
     "None|>0": (lambda v: v is None or (_is_real(v) and v > 0), "None or a number > 0"),
     ">=0": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
-    "finite>=0": (lambda v: _is_real(v) and 0 <= v < float("inf"), "a finite number >= 0"),
+    "anisotropy": (is_strength, "a finite number >= 0"),
     "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
     "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
@@ -163,7 +164,7 @@ class FeatureOptions(Options):
     hops: int = _opt(6, "int>=0")
     hop_weighting: HopWeighting = _opt("linear", label="hop_weighting")
     expression_weight: float = _opt(0.0, "[0,1]")
-    anisotropy: float = _opt(0.0, "finite>=0")
+    anisotropy: float = _opt(0.0, "anisotropy")
     n_neighs: int = _opt(6, "int>=1")
     use_highly_variable: bool | None = None
     whiten: float = _opt(0.5, "[0,1]")

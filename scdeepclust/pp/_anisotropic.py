@@ -18,6 +18,12 @@ import scipy.sparse as sp
 GRADIENT_BLOCK = 16_384
 
 
+def is_strength(value) -> bool:
+    """Whether ``value`` is an anisotropy strength: a finite real number >= 0 (not a bool)."""
+    real = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+    return real and 0 <= value < np.inf
+
+
 def _reach(graph: sp.spmatrix) -> sp.csr_matrix:
     """Binary two-hop neighbourhood of ``graph`` (each node's neighbours and theirs, not itself)."""
     adjacency = sp.csr_matrix(graph, dtype=np.float32)
@@ -129,7 +135,7 @@ def anisotropic_weighted(
     strength
         How much an edge across the direction of change loses (0 returns ``graph``).
     """
-    if not (np.isfinite(strength) and strength >= 0):
+    if not is_strength(strength):
         raise ValueError(
             f"anisotropic_weighted: strength must be a finite number >= 0, got {strength!r}."
         )

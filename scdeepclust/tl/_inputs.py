@@ -57,8 +57,9 @@ def model_inputs(
             batch_key=batch_key,
             func=func,
         )
-        graph_record["anisotropy"] = float(features.anisotropy)
-    coords = _anisotropy_coords(adata, features, graph_record, func=func)
+    coords = _anisotropy_coords(adata, features, graph is not None, func=func)
+    if graph_record is not None:
+        graph_record["anisotropy"] = float(features.anisotropy) if coords is not None else 0.0
     try:
         inputs = ModelInputs.build(
             counts,
@@ -80,14 +81,14 @@ def model_inputs(
 
 
 def _anisotropy_coords(
-    adata: AnnData, features: FeatureOptions, graph_record: dict | None, *, func: str
+    adata: AnnData, features: FeatureOptions, spatial: bool, *, func: str
 ) -> np.ndarray | None:
     """The coordinates that anisotropic neighbourhoods need (``None`` when they are off).
 
-    Without ``obsm["spatial"]`` (a user's graph in ``obsp`` alone) the averages stay
-    isotropic, with a warning, and ``graph_record["anisotropy"]`` says 0.
+    Off without spatial features or with ``anisotropy`` 0; without ``obsm["spatial"]`` (a
+    user's graph in ``obsp`` alone) the averages stay isotropic, with a warning.
     """
-    if graph_record is None or not features.anisotropy:
+    if not spatial or not features.anisotropy:
         return None
     if "spatial" not in adata.obsm:
         warnings.warn(
@@ -96,6 +97,5 @@ def _anisotropy_coords(
             UserWarning,
             stacklevel=3,
         )
-        graph_record["anisotropy"] = 0.0
         return None
     return check_spatial(adata, func=func)[:, :2]
