@@ -175,7 +175,8 @@ def test_ensemble_members_are_trained_and_combined(small_adata, fast, monkeypatc
     calls = []
     real = snn.pretrain
     monkeypatch.setattr(snn, "pretrain", lambda *a, **k: calls.append(1) or real(*a, **k))
-    sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, model={"n_members": 3}))
+    # n_jobs=1: the members train in this process, where the spy counts them
+    sdc.tl.deep_cluster(small_adata, 3, n_jobs=1, **fast.merge(fast.dc, model={"n_members": 3}))
     record = small_adata.uns["deep_cluster"]
     assert len(calls) == 3  # one autoencoder per member
     assert len(record["history"]["member_converged"]) == 3

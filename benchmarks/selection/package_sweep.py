@@ -2,7 +2,8 @@
 
 Runs ``tl.deep_cluster`` (or ``tl.spatial_gmm`` with ``--tool floor``) with the true k on
 every shared section for the given seeds, once per configuration (a name and a JSON dict
-of ``features=`` overrides), and appends ARI, NMI and seconds to
+of ``features=`` overrides, or of option groups: ``{"model": {...}, "features": {...}}``),
+and appends ARI, NMI and seconds to
 ``benchmarks/results/package_runs.csv``. ``--report`` prints the family means and, for
 every held-out tissue family, the configuration with the best mean of family means over
 the four others (``lodo.lodo``) and its held-out score. The truth is read only to score.
@@ -37,19 +38,21 @@ import scdeepclust as sdc  # noqa: E402
 OUT = RESULTS / "package_runs.csv"
 
 
+GROUPS = ("features", "model", "train", "refine")
+
+
 def run_one(section: str, seed: int, tool: str, features: dict) -> dict:
     """Score one run of the package on ``section`` at ``seed``."""
     adata = read_sample(sample_files()[section])
     truth = adata.obs["truth"]
     known = truth.notna().to_numpy()
     k = truth[known].nunique()
+    groups = features if set(features) <= set(GROUPS) and features else {"features": features}
     start = time.perf_counter()
     if tool == "floor":
-        sdc.tl.spatial_gmm(adata, k, random_state=seed, features=features, key_added="pred")
+        sdc.tl.spatial_gmm(adata, k, random_state=seed, key_added="pred", **groups)
     else:
-        sdc.tl.deep_cluster(
-            adata, k, random_state=seed, features=features, verbose=False, key_added="pred"
-        )
+        sdc.tl.deep_cluster(adata, k, random_state=seed, verbose=False, key_added="pred", **groups)
     seconds = time.perf_counter() - start
     labels, expected = adata.obs["pred"][known].astype(str), truth[known].astype(str)
     return {

@@ -10,7 +10,8 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 - option groups (:class:`FeatureOptions`, :class:`ModelOptions`, :class:`TrainOptions`,
   :class:`RefineOptions`, :class:`TransferFeatureOptions`, :class:`ClassifierOptions`);
 - :func:`spatial_vote`: the final labels' vote over each spot's nearest neighbours;
-- :func:`run_context`: seed, device, threads and the clock of a run.
+- :func:`run_context`: seed, device, threads and the clock of a run;
+- :func:`map_members`: ensemble members trained and clustered in parallel processes.
 """
 
 from ._choose_k import StabilityK
@@ -47,6 +48,7 @@ from ._options import (
     options_record,
     resolve_options,
 )
+from ._parallel import available_cores, is_n_jobs, map_members, worker_count
 from ._training import COUNT_MODELS, TrainedEmbedding, build_model, train_embedding
 from ._transfer import TransferEnsemble, slice_features
 from ._vote import MAX_WINDOW, VOTE_SHARE, spatial_vote, vote_window
@@ -89,6 +91,10 @@ __all__ = [
     "LEGACY_KEYWORDS",
     "DEEP_DEFAULTS",
     "CLUSTER_DEFAULTS",
+    "available_cores",
+    "is_n_jobs",
+    "map_members",
+    "worker_count",
     "TRANSFER_DEFAULTS",
     "as_options",
     "resolve_options",

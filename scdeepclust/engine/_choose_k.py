@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from .. import nn as snn
 from ._dec import fit_subsample
+from ._parallel import map_members
 
 
 def fowlkes_mallows(a: np.ndarray, b: np.ndarray) -> float:
@@ -33,7 +35,8 @@ class StabilityK:
     The stability of k is the mean Fowlkes-Mallows similarity between the clusterings at k
     and those at k - 1 and k + 1 (CellCharter's criterion, Varrone et al. 2024): a real
     number of domains is one whose neighbours only split or merge a domain. The first and
-    last k of the range only serve as neighbours. No label is read.
+    last k of the range only serve as neighbours. No label is read. The k are clustered in
+    the estimator's ``n_jobs`` processes (the same result for any number).
 
     Parameters
     ----------
@@ -71,7 +74,10 @@ class StabilityK:
         seed = estimator.random_state
         data = data[fit_subsample(data.shape[0], seed)]
         ks = list(range(self.k_range[0], self.k_range[1] + 1))
-        labels = {k: self._clusterings(data, k, seed) for k in ks}
+        n_jobs = getattr(estimator, "n_jobs", 1)
+        device = snn.resolve_device(getattr(estimator, "device", "cpu"))
+        fits = map_members(lambda k: self._clusterings(data, k, seed), ks, n_jobs, device)
+        labels = dict(zip(ks, fits))
         self.stability_ = {
             k: float(
                 np.mean(

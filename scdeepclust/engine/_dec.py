@@ -15,6 +15,7 @@ The work is split so that models can be reused and combined:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from ._consensus import aligned_mean, medoid_index
 from ._context import forked_rng, seed_torch
 from ._inputs import ModelInputs
 from ._options import ModelOptions, RefineOptions, TrainOptions
-from ._training import TrainedEmbedding, train_config, train_embedding
+from ._parallel import map_members, worker_count
+from ._training import TrainedEmbedding, train_config, train_embedding, training_tensors
 
 #: Largest number of observations used to fit the initial mixture / estimate k (linear cost).
 MAX_FIT_OBS = FIT_OBS
@@ -167,6 +169,16 @@ class Member:
         """The pretrained latent codes."""
         return self.trained.latent
 
+    def detached(self) -> Member:
+        """A copy without the data it was trained on (what a worker process sends back)."""
+        trained = dataclasses.replace(self.trained, inputs=None, targets=None)
+        return dataclasses.replace(self, trained=trained, inputs=None)
+
+    def attach(self, inputs: ModelInputs, tensors: tuple) -> None:
+        """Give a :meth:`detached` member its inputs and training tensors ``(x, targets)``."""
+        self.inputs = inputs
+        self.trained.inputs, self.trained.targets = tensors
+
 
 @dataclass
 class Clustering:
@@ -276,8 +288,12 @@ class SpatialDEC:
         Seed of pretraining, initialisation and refinement.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.
+    n_jobs
+        Processes that train and cluster the members side by side on the CPU; ``None``
+        takes the cores available (see :func:`~scdeepclust.engine.worker_count`). The
+        result is the same for any ``n_jobs``.
     verbose
-        Progress bars.
+        Progress bars (in the calling process; members in worker processes train without).
 
     Attributes
     ----------
@@ -306,6 +322,7 @@ class SpatialDEC:
         postprocess: Callable[[Clustering, ModelInputs], Clustering] | None = None,
         random_state: int = 0,
         device: str | torch.device = "auto",
+        n_jobs: int | None = 1,
         verbose: bool = False,
     ):
         self.n_clusters = n_clusters
@@ -316,6 +333,7 @@ class SpatialDEC:
         self.postprocess = postprocess
         self.random_state = random_state
         self.device = device
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # ------------------------------------------------------------------ one member
@@ -442,12 +460,27 @@ class SpatialDEC:
         else:
             graph = None if graph is None else sp.csr_matrix(graph, dtype=np.float32)
             self.inputs_ = ModelInputs(np.asarray(X, dtype=np.float32), graph, counts)
-        self.members_ = [
-            self.train_member(self.inputs_, self.member_seed(i))
-            for i in range(self.model.n_members)
-        ]
+        seeds = [self.member_seed(i) for i in range(self.model.n_members)]
+        self.members_ = self._map(
+            lambda seed: self.train_member(self.inputs_, seed).detached(), seeds, "pretrain"
+        )
+        tensors = training_tensors(self.inputs_, self.model.kind, snn.resolve_device(self.device))
+        for member in self.members_:
+            member.attach(self.inputs_, tensors)
         self.member_ = self.members_[0]
         return self
+
+    def _map(self, func, items: list, desc: str) -> list:
+        """``func`` over the members' tasks, in :attr:`n_jobs` processes (the workers train
+        without progress bars; one bar here counts the finished members)."""
+        device = snn.resolve_device(self.device)
+        if worker_count(self.n_jobs, len(items), device) == 1:
+            return [func(item) for item in items]
+        verbose, self.verbose = self.verbose, False
+        try:
+            return map_members(func, items, self.n_jobs, device, desc=desc, verbose=verbose)
+        finally:
+            self.verbose = verbose
 
     def member_seed(self, index: int, random_state: int | None = None) -> int:
         """Seed of member ``index`` (``random_state`` + 1000 x ``index``)."""
@@ -470,12 +503,15 @@ class SpatialDEC:
                     "SpatialDEC: n_clusters is None and no choose_k was given."
                 )
             n_clusters, source = int(self.choose_k(self)), str(self.choose_k)
-        results = [
-            self.cluster_member(
-                member, int(n_clusters), None if random_state is None else self.member_seed(i, random_state)
-            )
-            for i, member in enumerate(self.members_)
-        ]  # fmt: skip
+        seeds = [
+            None if random_state is None else self.member_seed(i, random_state)
+            for i in range(len(self.members_))
+        ]
+        results = self._map(
+            lambda task: self.cluster_member(task[0], int(n_clusters), task[1]),
+            list(zip(self.members_, seeds)),
+            f"cluster members (k={n_clusters})",
+        )
         result = results[0] if len(results) == 1 else consensus_of(results)
         result.n_clusters_source = source
         if self.postprocess is not None:

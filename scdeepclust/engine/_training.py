@@ -45,6 +45,27 @@ def train_config(train: TrainOptions, *, verbose: bool) -> snn.TrainConfig:
     )
 
 
+def training_tensors(
+    inputs: ModelInputs, kind: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The features an autoencoder of ``kind`` encodes and, for the count models, the counts
+    it reconstructs (``None`` for the others), as tensors on ``device``."""
+    x = snn.to_device_tensor(inputs.training_features, device)
+    if kind not in COUNT_MODELS:
+        return x, None
+    if inputs.counts is None:
+        raise ValueError(f"model {kind!r} reconstructs counts: ModelInputs.counts is None.")
+    # the count models hold the counts on the device: they cannot stream a backed X
+    check_in_memory(inputs.counts, func=f"model {kind!r}", what="the counts")
+    if isinstance(inputs.counts, h5py.Dataset):
+        raise ScdeepclustInputError(
+            f"model {kind!r}: the counts are a dense matrix backed on disk; the count "
+            "models hold all counts in memory: use model 'ae' or 'vae', or load the data "
+            "first with adata = adata.to_memory()."
+        )
+    return x, snn.to_device_tensor(inputs.counts, device)
+
+
 def train_embedding(
     inputs: ModelInputs,
     model: ModelOptions,
@@ -60,22 +81,7 @@ def train_embedding(
     run context (:func:`run_context` or :func:`forked_rng`) with the seed set
     (:func:`seed_torch`), for reproducibility.
     """
-    x = snn.to_device_tensor(inputs.training_features, device)
-    targets = None
-    if model.kind in COUNT_MODELS:
-        if inputs.counts is None:
-            raise ValueError(
-                f"model {model.kind!r} reconstructs counts: ModelInputs.counts is None."
-            )
-        # the count models hold the counts on the device: they cannot stream a backed X
-        check_in_memory(inputs.counts, func=f"model {model.kind!r}", what="the counts")
-        if isinstance(inputs.counts, h5py.Dataset):
-            raise ScdeepclustInputError(
-                f"model {model.kind!r}: the counts are a dense matrix backed on disk; the count "
-                "models hold all counts in memory: use model 'ae' or 'vae', or load the data "
-                "first with adata = adata.to_memory()."
-            )
-        targets = snn.to_device_tensor(inputs.counts, device)
+    x, targets = training_tensors(inputs, model.kind, device)
     n_genes = x.shape[1] if targets is None else targets.shape[1]
     module = build_model(model.kind, x.shape[1], n_genes, model.hidden, model.n_latent).to(device)
     config = train_config(train, verbose=verbose)

@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._utils import check_adata, check_n_clusters
+from .._utils import ScdeepclustInputError, check_adata, check_n_clusters
 from ..engine import (
     CLUSTER_DEFAULTS,
     FeatureOptions,
@@ -19,6 +19,7 @@ from ..engine import (
     SpatialDEC,
     StabilityK,
     TrainOptions,
+    is_n_jobs,
     resolve_options,
     run_context,
 )
@@ -45,6 +46,7 @@ def deep_cluster(
     random_state: int = 0,
     device: str = "auto",
     n_threads: int | None = 1,
+    n_jobs: int | None = None,
     verbose: bool | None = None,
     copy: bool = False,
     **legacy: Any,
@@ -118,6 +120,11 @@ def deep_cluster(
     n_threads
         Torch, BLAS and OpenMP threads during the run (restored afterwards); one is fastest
         for these small networks. ``None`` keeps the libraries' settings.
+    n_jobs
+        Processes that train and cluster the ensemble's members side by side on the CPU
+        (forked, Linux); ``None`` (default) takes the cores available divided by
+        ``n_threads``. The labels are the same for any ``n_jobs``; on a GPU, or with one
+        core, the members run one after the other.
     verbose
         Progress bars; ``None`` shows them at ``scanpy.settings.verbosity >= 3`` (info).
     copy
@@ -149,6 +156,10 @@ def deep_cluster(
     ks = list(n_clusters) if sweep else [n_clusters]
     for k in ks:
         check_n_clusters(k, adata.n_obs, func=_FUNC)
+    if not is_n_jobs(n_jobs):
+        raise ScdeepclustInputError(
+            f"{_FUNC}: n_jobs must be None or an integer >= 1, got {n_jobs!r}."
+        )
     opts = resolve_options(
         _FUNC,
         legacy,
@@ -174,6 +185,7 @@ def deep_cluster(
             choose_k=k_chooser(opts["refine"]),
             random_state=random_state,
             device=run.device,
+            n_jobs=n_jobs,
             verbose=show_progress(verbose),
         ).pretrain(inputs)
         results = [estimator.cluster(k) for k in ks]
