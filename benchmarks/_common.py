@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import re
 import resource
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -54,22 +56,79 @@ def read_sample(path: Path):
     return ad.read_h5ad(path) if path.suffix == ".h5ad" else sdc.read_spca(path)
 
 
+class TreeMemory:
+    """Peak memory of this process and its worker processes together, sampled twice a second.
+
+    Workers forked by ``deep_cluster`` share most pages with their parent, so the sum of
+    their RSS counts those pages several times; the proportional set size (PSS, Linux'
+    ``/proc/PID/smaps_rollup``) splits shared pages between the processes, so its sum is
+    the memory the run holds. Where PSS cannot be read, the peak is this process's RSS plus
+    its largest finished child's (``getrusage``).
+    """
+
+    def __init__(self):
+        self.peak_kb, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        """The peak in MB (the getrusage fallback where PSS was never read)."""
+        if self.peak_kb:
+            return self.peak_kb / 1024
+        usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (usage + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+    def _sample(self) -> None:
+        while True:
+            self.peak_kb = max(self.peak_kb, sum(map(_pss_kb, _process_tree(os.getpid()))))
+            if self._stop.wait(0.5):  # reading PSS walks page tables: often slows the run
+                return
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its direct children (the workers of a pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *map(int, children)]
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _child(queue, func, args):
     try:
         start = time.perf_counter()
-        result = func(*args)
+        with TreeMemory() as memory:
+            result = func(*args)
         seconds = time.perf_counter() - start
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        queue.put(("ok", result, seconds, peak_mb))
+        queue.put(("ok", result, seconds, memory.peak_mb))
     except BaseException:  # report any failure to the parent
         queue.put(("error", traceback.format_exc(), 0.0, 0.0))
 
 
 def run_isolated(func, *args) -> tuple[object, float, float]:
-    """Run ``func(*args)`` in a forked process; return its result, seconds and peak RSS (MB).
+    """Run ``func(*args)`` in a forked process; return its result, seconds and peak memory (MB).
 
-    The peak RSS is that of the child process (it includes the interpreter and the libraries
-    already imported, and the data as loaded), so each figure is end-to-end memory.
+    The peak is that of the child process and the workers it forks (:class:`TreeMemory`: it
+    includes the interpreter and the libraries already imported, and the data as loaded), so
+    each figure is end-to-end memory.
     """
     ctx = mp.get_context("fork")
     queue = ctx.Queue()

@@ -4,7 +4,8 @@ Every shared section (DLPFC x5, osmFISH, BaristaSeq, STARmap mPFC, HER2ST x4) wi
 package's defaults, identical for every section (chosen leave-one-dataset-out, see
 ``benchmarks/results/selection.md``); ``n_clusters`` = number of true domains, and once more
 with ``n_clusters=None`` (estimated k beside true k); seeds 0, 1, 2 (the linear floor, which
-takes seconds: 0-9), each run in its own process (seconds and peak RSS end to end).
+takes seconds: 0-9), each run in its own process (seconds and peak memory end to end: the process and the
+workers ``deep_cluster`` forks, ``_common.TreeMemory``).
 Writes ``benchmarks/results/domains.{csv,md,png}``.
 
 Run with ``make bench`` or
@@ -97,7 +98,7 @@ def summarise(rows: pd.DataFrame, refs: pd.DataFrame) -> str:
         "## Per section (mean over seeds; ARI sd across seeds)",
         "",
         "| family | section | method | ARI | ARI sd | NMI | k (true) | converged | seconds "
-        "| peak RSS MB | seeds |",
+        "| peak MB | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in agg.itertuples():
@@ -164,7 +165,8 @@ def summarise(rows: pd.DataFrame, refs: pd.DataFrame) -> str:
             f"DLPFC mean ARI (deep_cluster): {dlpfc['ari'].mean():.3f}; lowest slice "
             f"{dlpfc['ari'].min():.3f}; largest seed sd over all sections "
             f"{np.nanmax(deep['ari_sd']):.3f}; slowest Visium slice "
-            f"{visium['seconds'].max():.1f} s; largest peak RSS {deep['peak_mb'].max():.0f} MB.",
+            f"{visium['seconds'].max():.1f} s; largest peak memory {deep['peak_mb'].max():.0f} MB "
+            "(the run's process and its workers, PSS).",
         ]
     return "\n".join(out) + "\n"
 

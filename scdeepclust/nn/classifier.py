@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .modules import mlp
-from .training import check_finite, epoch_sum, shuffled_batches
+from .training import adam, check_finite, epoch_sum, shuffled_batches
 
 
 class MLPClassifier(nn.Module):
@@ -188,7 +188,7 @@ def train_classifier(
     weight = class_weights(y_train, k) if config.class_balanced else None
     train_loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     val_loss_fn = nn.CrossEntropyLoss(weight=weight)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     history: dict[str, list[float]] = {"train_loss": []}
     if len(val_idx):

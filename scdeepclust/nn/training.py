@@ -148,6 +148,12 @@ def check_finite(value: float, where: str) -> None:
         )
 
 
+def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam with its multi-tensor (``foreach``) update: the same numbers as the per-tensor
+    loop (bit for bit on CPU), with fewer kernel launches; torch picks it on GPUs itself."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
 def pretrain(
     model: torch.nn.Module,
     inputs: torch.Tensor,
@@ -160,7 +166,7 @@ def pretrain(
 
     Returns the per-epoch mean loss.
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     losses: list[float] = []
     best, stale = float("inf"), 0
     model.train()
@@ -251,7 +257,7 @@ def dec_refine(
     :func:`target_distribution`). Never looks at any truth.
     """
     params = list(model.parameters()) + list(clustering.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    optimizer = adam(params, lr=config.lr)
     kl_hist, recon_hist, change_hist = [], [], []
     previous = None
     converged = False
