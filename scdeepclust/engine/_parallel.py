@@ -106,7 +106,12 @@ def map_members(
     _TASK = (func, items)
     try:
         context = mp.get_context("fork")
-        with context.Pool(workers, initializer=_ignore_interrupts) as pool:
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns when a process with threads (a Jupyter kernel) forks; the
+            # workers only compute and return, as torch's DataLoader workers do
+            warnings.filterwarnings("ignore", message=".*fork", category=DeprecationWarning)
+            pool = context.Pool(workers, initializer=_ignore_interrupts)
+        with pool:
             done = pool.imap(_run_one, range(len(items)), chunksize=1)
             bar = tqdm(done, total=len(items), desc=desc, disable=not verbose, leave=False)
             outcomes = list(bar)
