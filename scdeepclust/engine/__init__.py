@@ -48,7 +48,7 @@ from ._options import (
     options_record,
     resolve_options,
 )
-from ._parallel import available_cores, is_n_jobs, map_members, worker_count
+from ._parallel import available_cores, check_n_jobs, is_n_jobs, map_members, worker_count
 from ._training import COUNT_MODELS, TrainedEmbedding, build_model, train_embedding
 from ._transfer import TransferEnsemble, slice_features
 from ._vote import MAX_WINDOW, VOTE_SHARE, spatial_vote, vote_window
@@ -92,6 +92,7 @@ __all__ = [
     "DEEP_DEFAULTS",
     "CLUSTER_DEFAULTS",
     "available_cores",
+    "check_n_jobs",
     "is_n_jobs",
     "map_members",
     "worker_count",

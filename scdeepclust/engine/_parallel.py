@@ -2,7 +2,8 @@
 
 The members of an ensemble are independent (each has its own seed), and each trains fastest
 on one thread, so on a machine with several cores they train in parallel processes: a
-``deep_cluster`` run of ten members on two cores takes the time of five on one. Workers are
+``deep_cluster`` run of eight members on two cores takes about the time of five on one
+(ten take about a third longer). Workers are
 forked (Linux), so they see the parent's inputs without copying or pickling them; only the
 results come back. Every member seeds its own RNGs, so its result does not depend on the
 process it ran in: ``n_jobs=1`` and ``n_jobs=2`` give identical labels.
@@ -47,6 +48,15 @@ def is_n_jobs(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value >= 1
 
 
+def check_n_jobs(n_jobs, func: str = "") -> None:
+    """Raise :class:`ScdeepclustInputError` unless :func:`is_n_jobs` (prefixed with ``func``)."""
+    if not is_n_jobs(n_jobs):
+        prefix = f"{func}: " if func else ""
+        raise ScdeepclustInputError(
+            f"{prefix}n_jobs must be None or an integer >= 1, got {n_jobs!r}."
+        )
+
+
 def worker_count(n_jobs: int | None, n_tasks: int, device: torch.device | str = "cpu") -> int:
     """Worker processes for ``n_tasks`` member tasks (1: run them in this process).
 
@@ -60,8 +70,7 @@ def worker_count(n_jobs: int | None, n_tasks: int, device: torch.device | str = 
     device
         The run's device: anything but the CPU runs in this process.
     """
-    if not is_n_jobs(n_jobs):
-        raise ScdeepclustInputError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}.")
+    check_n_jobs(n_jobs)
     if n_jobs is None:
         n_jobs = max(available_cores() // max(torch.get_num_threads(), 1), 1)
     if (

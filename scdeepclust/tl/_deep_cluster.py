@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._utils import ScdeepclustInputError, check_adata, check_n_clusters
+from .._utils import check_adata, check_n_clusters
 from ..engine import (
     CLUSTER_DEFAULTS,
     FeatureOptions,
@@ -19,7 +19,7 @@ from ..engine import (
     SpatialDEC,
     StabilityK,
     TrainOptions,
-    is_n_jobs,
+    check_n_jobs,
     resolve_options,
     run_context,
 )
@@ -156,10 +156,7 @@ def deep_cluster(
     ks = list(n_clusters) if sweep else [n_clusters]
     for k in ks:
         check_n_clusters(k, adata.n_obs, func=_FUNC)
-    if not is_n_jobs(n_jobs):
-        raise ScdeepclustInputError(
-            f"{_FUNC}: n_jobs must be None or an integer >= 1, got {n_jobs!r}."
-        )
+    check_n_jobs(n_jobs, func=_FUNC)
     opts = resolve_options(
         _FUNC,
         legacy,
