@@ -42,13 +42,14 @@ def test_deep_cluster_outputs(clustered):
 def test_flat_keywords_still_work_with_a_future_warning(fast):
     adata = sdc.datasets.synthetic(n_obs=300, n_vars=60, n_domains=3, random_state=4)
     grouped = sdc.tl.deep_cluster(
-        adata, 3, copy=True, **fast.merge(fast.dc, model={"n_members": 8})
+        adata, 3, copy=True, **fast.merge(fast.dc, model={"n_members": "auto"})
     )  # the flat call gets deep_cluster's default ensemble
     flat = dict(epochs=30, refine_epochs=10, n_top_genes=100, n_pcs=20, n_comps=20)
     with pytest.warns(FutureWarning, match="refine_epochs -> refine=\\{'epochs'"):
         old = sdc.tl.deep_cluster(adata, 3, copy=True, verbose=False, **flat)
     assert np.array_equal(old.obs["deep_cluster"], grouped.obs["deep_cluster"])
-    assert old.uns["deep_cluster"]["params"]["model"]["n_members"] == 8  # the default
+    assert old.uns["deep_cluster"]["params"]["model"]["n_members"] == "auto"  # the default
+    assert old.uns["deep_cluster"]["n_members"] == 20  # 300 spots: the most members
     old_refine = old.uns["deep_cluster"]["params"]["refine"]
     new_refine = grouped.uns["deep_cluster"]["params"]["refine"]
     assert old_refine.keys() == new_refine.keys()

@@ -11,7 +11,8 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
   :class:`RefineOptions`, :class:`TransferFeatureOptions`, :class:`ClassifierOptions`);
 - :func:`spatial_vote`: the final labels' vote over each spot's nearest neighbours;
 - :func:`run_context`: seed, device, threads and the clock of a run;
-- :func:`map_members`: ensemble members trained and clustered in parallel processes.
+- :func:`map_members`: ensemble members trained and clustered in parallel processes;
+- :func:`ensemble_size`: how many members ``n_members="auto"`` trains.
 """
 
 from ._choose_k import StabilityK
@@ -48,6 +49,7 @@ from ._options import (
     options_record,
     resolve_options,
 )
+from ._ensemble_size import AUTO_MEMBERS, ENSEMBLE_ROWS, ensemble_size, is_member_count
 from ._parallel import available_cores, check_n_jobs, is_n_jobs, map_members, worker_count
 from ._training import COUNT_MODELS, TrainedEmbedding, build_model, train_embedding
 from ._transfer import TransferEnsemble, slice_features
@@ -91,6 +93,10 @@ __all__ = [
     "LEGACY_KEYWORDS",
     "DEEP_DEFAULTS",
     "CLUSTER_DEFAULTS",
+    "AUTO_MEMBERS",
+    "ENSEMBLE_ROWS",
+    "ensemble_size",
+    "is_member_count",
     "available_cores",
     "check_n_jobs",
     "is_n_jobs",

@@ -32,6 +32,7 @@ from ..pp import row_normalized
 from ..pp._chunked import FIT_OBS, fit_subsample
 from ._consensus import aligned_mean, medoid_index
 from ._context import forked_rng, seed_torch
+from ._ensemble_size import ensemble_size
 from ._inputs import ModelInputs
 from ._options import ModelOptions, RefineOptions, TrainOptions
 from ._parallel import map_members, worker_count
@@ -265,9 +266,9 @@ class SpatialDEC:
     ``gamma`` x reconstruction, with the soft assignment Q averaged over the spatial graph
     before the target P is formed, until fewer than ``tol`` of the labels change per epoch
     (with ``refine.anneal`` the learning rate decays to zero so they settle). With
-    ``model.n_members`` > 1 several autoencoders (seeds ``random_state + 1000 i``) are
-    pretrained and clustered, and their soft assignments are averaged after matching clusters
-    (:func:`consensus_of`). Degenerate solutions (one dominant cluster, a constant embedding)
+    ``model.n_members`` > 1 (or ``"auto"``, :func:`ensemble_size`) several autoencoders
+    (seeds ``random_state + 1000 i``) are pretrained and clustered, and their soft
+    assignments are averaged after matching clusters (:func:`consensus_of`). Degenerate solutions (one dominant cluster, a constant embedding)
     are detected, warned about and recovered from; a refinement that merges a small domain is
     kept and recorded.
 
@@ -460,7 +461,8 @@ class SpatialDEC:
         else:
             graph = None if graph is None else sp.csr_matrix(graph, dtype=np.float32)
             self.inputs_ = ModelInputs(np.asarray(X, dtype=np.float32), graph, counts)
-        seeds = [self.member_seed(i) for i in range(self.model.n_members)]
+        n_members = ensemble_size(self.model.n_members, self.inputs_.n_obs, self.train)
+        seeds = [self.member_seed(i) for i in range(n_members)]
         self.members_ = self._map(
             lambda seed: self.train_member(self.inputs_, seed).detached(), seeds, "pretrain"
         )

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._utils import ScdeepclustInputError
 from ..pp._anisotropic import is_strength
+from ._ensemble_size import is_member_count
 from ._vote import is_window
 
 ModelKind = Literal["ae", "vae", "zinb", "nb"]
@@ -44,6 +45,7 @@ _CHECKS = {
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
     "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
     "vote": (is_window, "'auto' or an integer >= 0"),
+    "members": (is_member_count, "'auto' or an integer >= 1"),
     "k_range": (
         lambda v: len(v) == 2 and all(_is_int(k) for k in v) and 2 <= v[0] and v[1] - v[0] >= 2,
         "two integers (smallest, largest) with 2 <= smallest <= largest - 2",
@@ -186,7 +188,9 @@ class ModelOptions(Options):
     n_members
         Autoencoders trained with different seeds; each is clustered and their soft
         assignments are averaged after matching clusters to the member that agrees best
-        with the others (a consensus).
+        with the others (a consensus). ``"auto"`` spends a fixed training budget: eight
+        on a Visium slice, up to twenty on small data
+        (:func:`~scdeepclust.engine.ensemble_size`).
     """
 
     group: typing.ClassVar[str] = "model"
@@ -194,7 +198,7 @@ class ModelOptions(Options):
     kind: ModelKind = _opt("ae", label="model")
     n_latent: int = _opt(16, "int>=1")
     hidden: tuple[int, ...] = _opt((128,), "layers")
-    n_members: int = _opt(1, "int>=1")
+    n_members: int | str = _opt(1, "members")
 
 
 @dataclass(frozen=True)
@@ -417,7 +421,7 @@ DEEP_DEFAULTS: dict[str, Options] = {
 CLUSTER_DEFAULTS: dict[str, Options] = {
     **DEEP_DEFAULTS,
     "features": FeatureOptions(anisotropy=4.0),
-    "model": ModelOptions(n_latent=6, n_members=8),
+    "model": ModelOptions(n_latent=6, n_members="auto"),
     "train": TrainOptions(epochs=100),
 }
 #: Defaults of the option groups of ``label_transfer``.

@@ -92,7 +92,9 @@ def deep_cluster(
     model
         :class:`~scdeepclust.engine.ModelOptions` or a dict: ``kind`` (``"ae"``, ``"vae"``,
         ``"zinb"``, ``"nb"``; a string is shorthand for it), ``n_latent`` (default 6 here,
-        16 in ``ae_embed``), ``hidden``, ``n_members`` (default 5).
+        16 in ``ae_embed``), ``hidden``, ``n_members`` (default ``"auto"``: eight
+        autoencoders on a Visium slice, up to twenty on a few thousand spots or fewer,
+        :func:`~scdeepclust.engine.ensemble_size`; the number trained is recorded).
     train
         :class:`~scdeepclust.engine.TrainOptions` or a dict: ``epochs`` (default 100 here,
         200 in ``ae_embed``), ``batch_size``, ``lr`` of pretraining (and refinement's
@@ -143,7 +145,7 @@ def deep_cluster(
       (``n_obs x k``; the labels are its argmax);
     - ``uns[key_added]``: ``params`` (the arguments and resolved option groups),
       ``n_clusters``, ``n_clusters_source``, ``n_clusters_evidence`` (stability per k when
-      it was estimated), ``history`` (``pretrain_loss``, ``kl_loss``,
+      it was estimated), ``n_members`` (the autoencoders trained), ``history`` (``pretrain_loss``, ``kl_loss``,
       ``recon_loss``, ``label_change`` of the reference member; with several members also
       ``member_converged`` and ``consensus_reference``, the index of the member whose
       clusters the others were matched to), ``converged``, ``vote`` (``window``: the
@@ -201,6 +203,7 @@ def deep_cluster(
             n_clusters_source=result.n_clusters_source,
             n_clusters_evidence=k_evidence(result, estimator.choose_k),
             history=result.history,
+            n_members=len(estimator.members_),
             converged=result.converged,
             collapse={"detected": bool(result.collapse_events), "events": result.collapse_events},
             **inputs_record,

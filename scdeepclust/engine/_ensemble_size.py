@@ -1,0 +1,49 @@
+"""How many autoencoders an ensemble trains: a fixed number, or ``"auto"`` by a compute rule."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import nn as snn
+
+if TYPE_CHECKING:
+    from ._options import TrainOptions
+
+#: Rows an ``"auto"`` ensemble visits per pretraining epoch, all members together: eight
+#: members on a 4,000-spot Visium slice, the size the 30 s budget was set for.
+ENSEMBLE_ROWS = 32_000
+#: Fewest and most members of an ``"auto"`` ensemble.
+AUTO_MEMBERS = (8, 20)
+
+
+def is_member_count(value) -> bool:
+    """Whether ``value`` is a valid ``n_members``: ``"auto"`` or an integer >= 1."""
+    if isinstance(value, str):
+        return value == "auto"
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= 1
+
+
+def ensemble_size(n_members: int | str, n_obs: int, train: TrainOptions) -> int:
+    """The number of members to train on ``n_obs`` observations.
+
+    Parameters
+    ----------
+    n_members
+        An integer is returned as is. ``"auto"`` spends a fixed pretraining budget: about
+        :data:`ENSEMBLE_ROWS` rows per epoch for the whole ensemble, so small data (a few
+        hundred to a couple of thousand spots, where one member costs little) gets more
+        members and a steadier consensus, clipped to :data:`AUTO_MEMBERS`. An epoch visits
+        at most ``batch_size x`` :attr:`~scdeepclust.nn.TrainConfig.max_batches_per_epoch`
+        rows, so very large data gets the fewest.
+    n_obs
+        Observations the members are trained on.
+    train
+        The training options (their ``batch_size``).
+    """
+    if n_members != "auto":
+        return int(n_members)
+    rows = min(int(n_obs), train.batch_size * snn.TrainConfig.max_batches_per_epoch)
+    low, high = AUTO_MEMBERS
+    return int(min(max(ENSEMBLE_ROWS // max(rows, 1), low), high))
