@@ -586,6 +586,41 @@ NOTES = """## What was tried, what was chosen, what did not help
   re-matching every member to the mean until it settles .647; averaging hard labels
   .641; voting each member before the consensus .648; KMeans on the members' concatenated
   soft assignments .615; a tied GMM on their concatenated refined latents .633.
+- **An ensemble sized by a training budget (session 13, the new default).** On the
+  saved members of session 12 (offline, disjoint groups), the seed sd fell with the
+  ensemble's size (sections within .02: 8 of 12 at 8 members, 10 of 12 at 20) while the
+  means stayed put, and a member of a small section costs little. `n_members="auto"`
+  trains about 32,000 rows an epoch over the whole ensemble (an epoch visits at most
+  `batch_size` x 50 rows of a member), within 8..20 members: eight on DLPFC (3,639-4,384
+  spots) and osmFISH (4,839 cells), twenty on BaristaSeq (1,525), STARmap (1,049) and
+  HER2ST (176-346). Package, seeds 0-7, on those six sections (`deep:auto_members` against
+  `deep:members8`; on DLPFC and osmFISH the two are the same ensemble): BaristaSeq .695
+  (sd .003) vs .690 (.013), STARmap .893 (.009) vs .884 (.021), HER2ST A1 .491 / .490 (sd
+  .035 / .032), B1 .325 / .329 (.006 / .006), C1 .514 / .525 (.037 / .061), D1 .062 / .091
+  (.035 / .085; eight members' mean rests on one seed at .294). Chosen in 3 folds of 5 on
+  the mean of family means (DLPFC, osmFISH and HER2ST held out; eight with STARmap or
+  BaristaSeq held out); +.001 on that mean, a lower seed sd on 4 of the 6 sections. 8-18 s
+  a section. Offline the rule's groups gave the same picture (BaristaSeq .696 / .696,
+  STARmap .898 / .894, HER2ST .354 / .366 with C1's sd .022 / .083).
+- **Where the seed spread comes from (session 13, scratch, 8 members).** Three package
+  seeds' members, each clustered with three seeds (the members fixed): the spread over
+  member seeds and over clustering seeds is alike on 151674 (sd .033 / .028) and 151507
+  (.016 / .010), the clustering dominates on HER2ST C1 (.046 / .086) and the members on
+  STARmap (.030 / .004). More restarts of the initial tied GMM (`n_init` 5, 10, 20, 40 on
+  fixed members, six clustering seeds): 151674 sd .031 / - / .014 / -, mean .633 -> .648
+  at 20; 151507 .004 / .003 / .006 / .005; 151673 .005 / .006 / .012 / .013; STARmap
+  .026 / .025 / .032 / .026; HER2ST C1 .079 / - / .065 at 20; not adopted (no steady
+  gain, +1.7 s a Visium slice at 20). Two clusterings per member (16 in the consensus):
+  151674 sd .015 vs .031 but mean .620 vs .633, C1 .051 vs .079; not adopted (+6 s).
+- **Members refined from a shared initial partition (session 13, scratch; not
+  adopted).** Every member's tied-GMM labels matched to the medoid member's and averaged;
+  each member then refines from that consensus partition (centroids in its own latent,
+  whitening pooled from it or the member's own GMM precision) instead of its own GMM.
+  Package members of seeds 0-2, two clustering seeds each (mean / sd of ARI): 151674 .615
+  / .025 and .616 / .021 against .626 / .026; 151669 .515 / .005 and .511 / .006 against
+  .549 / .015; STARmap (20 members) .904 / .004 and .900 / .005 against .891 / .010;
+  HER2ST C1 .524 / .102 and .544 / .055 against .526 / .058. Steadier on some sections,
+  but DLPFC loses .01-.04: the members' own initial mixtures disagree in useful ways.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq

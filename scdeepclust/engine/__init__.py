@@ -31,6 +31,7 @@ from ._dec import (
     smooth_proba,
 )
 from ._distributed import init_distributed, is_distributed
+from ._ensemble_size import AUTO_MEMBERS, ENSEMBLE_ROWS, ensemble_size, is_member_count
 from ._inputs import ModelInputs, balance_components
 from ._options import (
     CLUSTER_DEFAULTS,
@@ -49,7 +50,6 @@ from ._options import (
     options_record,
     resolve_options,
 )
-from ._ensemble_size import AUTO_MEMBERS, ENSEMBLE_ROWS, ensemble_size, is_member_count
 from ._parallel import available_cores, check_n_jobs, is_n_jobs, map_members, worker_count
 from ._training import COUNT_MODELS, TrainedEmbedding, build_model, train_embedding
 from ._transfer import TransferEnsemble, slice_features

@@ -405,12 +405,16 @@ DEEP_DEFAULTS: dict[str, Options] = {
     "train": TrainOptions(),
     "refine": RefineOptions(),
 }
-#: Defaults of ``deep_cluster``: an ensemble of eight autoencoders, trained in parallel
-#: processes on the cores available (``engine.map_members``). Ensembles formed offline from
-#: the saved members of 8 package seeds: eight beat five in 5 folds of 5 (mean of family
-#: means .657 vs .653; seed sd at most .02 on 6 sections of 12 against 4); ten (the
-#: package sweep: .656, 4 folds of 5 against five) take 28-33 s on 151507/151508, over the
-#: 30 s budget (``benchmarks/results/selection.md``). A 6-unit latent,
+#: Defaults of ``deep_cluster``: an ensemble of autoencoders trained in parallel processes
+#: on the cores available (``engine.map_members``), as many as a fixed training budget
+#: allows (``n_members="auto"``, :func:`~scdeepclust.engine.ensemble_size`): eight on a
+#: Visium slice, osmFISH or a million cells, twenty on BaristaSeq, STARmap and HER2ST.
+#: Eight beat five in 5 folds of 5 on offline ensembles (mean of family means .657 vs
+#: .653); ten take 28-33 s on 151507/151508, over the 30 s budget. Against eight
+#: everywhere, over 8 package seeds on the small sections (the rows elsewhere are
+#: identical), ``"auto"`` is chosen in 3 folds of 5 (BaristaSeq .695 vs .690, STARmap .893
+#: vs .884, HER2ST .348 vs .359) with a lower seed sd on 4 of 6 sections
+#: (``benchmarks/results/selection.md``). A 6-unit latent,
 #: with pretraining capped at 100 epochs (the cap keeps a Visium slice within 30 s), on
 #: anisotropic neighbourhood averages (``anisotropy=4``: edges across the local direction
 #: of expression change lose weight, so the averages follow layers; chosen in 3 folds of
