@@ -601,7 +601,14 @@ NOTES = """## What was tried, what was chosen, what did not help
   the mean of family means (DLPFC, osmFISH and HER2ST held out; eight with STARmap or
   BaristaSeq held out); +.001 on that mean, a lower seed sd on 4 of the 6 sections. 8-18 s
   a section. Offline the rule's groups gave the same picture (BaristaSeq .696 / .696,
-  STARmap .898 / .894, HER2ST .354 / .366 with C1's sd .022 / .083).
+  STARmap .898 / .894, HER2ST .354 / .366 with C1's sd .022 / .083). Run on every
+  section (seeds 0-7), the new default scores DLPFC .568, osmFISH .777, BaristaSeq .695,
+  STARmap .893, HER2ST .348: mean of family means .656, the same as ten members (which
+  are over the time budget), seed sd within .02 on 6 of 12 sections (151507 .019, 151508
+  .007, 151673 .015, BaristaSeq .003, HER2ST B1 .006, STARmap .009). Among the package
+  configurations within the budget (`package_sweep.py --report` less `deep:members10`)
+  it is chosen with DLPFC, osmFISH and HER2ST held out; `deep:aniso8_ew0` (five members)
+  with BaristaSeq and STARmap held out; left-out scores .568 / .777 / .676 / .881 / .348.
 - **Where the seed spread comes from (session 13, scratch, 8 members).** Three package
   seeds' members, each clustered with three seeds (the members fixed): the spread over
   member seeds and over clustering seeds is alike on 151674 (sd .033 / .028) and 151507
@@ -621,6 +628,13 @@ NOTES = """## What was tried, what was chosen, what did not help
   .549 / .015; STARmap (20 members) .904 / .004 and .900 / .005 against .891 / .010;
   HER2ST C1 .524 / .102 and .544 / .055 against .526 / .058. Steadier on some sections,
   but DLPFC loses .01-.04: the members' own initial mixtures disagree in useful ways.
+- **Chance-adjusted stability for `n_clusters=None` (session 13, scratch, seed 0; not
+  adopted).** The same ten tied-GMM clusterings per k on the model features, scored by the
+  Fowlkes-Mallows index less its chance level (sqrt(sum p^2 x sum q^2)), by the ARI
+  between the clusterings at k and k +- 1, and by the ARI among the clusterings at the
+  same k: 151507 6 / 6 / 6 (shipped 6, true 7); 151673 11 / 12 / 3 (shipped 11); 151674
+  15 / 13 / 3 (shipped 3). Adjusting for chance moves the pick from the smallest k to the
+  largest; on these features no stability curve peaks at the seven layers.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
