@@ -276,3 +276,15 @@ def test_autoencoders_train_on_half_whitened_features_by_default(small_adata):
     assert np.allclose(inputs.training_features.std(0), np.sqrt(sd), rtol=1e-3)
     assert np.isclose(sd[0], 1.0, rtol=1e-3)  # the mixtures' features keep the PCA variances
     assert ModelInputs(inputs.features).training_features is inputs.features  # arrays: as given
+
+
+def test_more_restarts_of_the_initial_mixture_keep_the_best_fit(blobs):
+    features = blobs[0]
+    few = engine.fit_mixture(features, 4, init="gmm", random_state=0, restarts=1)
+    many = engine.fit_mixture(features, 4, init="gmm", random_state=0, restarts=20)
+    assert many.n_init == 20 and many.lower_bound_ >= few.lower_bound_ - 1e-9
+    kmeans = engine.fit_mixture(features, 4, init="kmeans", random_state=0, restarts=3)
+    assert kmeans.n_init == 6  # KMeans restarts twice as often
+    assert engine.RefineOptions().init_restarts == 5
+    with pytest.raises(ScdeepclustInputError, match="init_restarts must be an integer >= 1"):
+        engine.RefineOptions(init_restarts=0)

@@ -42,8 +42,11 @@ from ._training import TrainedEmbedding, train_config, train_embedding, training
 MAX_FIT_OBS = FIT_OBS
 
 
-def fit_mixture(latent: np.ndarray, n_clusters: int, *, init: str, random_state: int):
-    """A tied-covariance GMM (5 initialisations) or KMeans (10) fitted on ``latent``.
+def fit_mixture(
+    latent: np.ndarray, n_clusters: int, *, init: str, random_state: int, restarts: int = 5
+):
+    """A tied-covariance GMM (``restarts`` initialisations) or KMeans (twice as many) fitted
+    on ``latent``; the best fit of the restarts is kept.
 
     Fitted on at most :data:`MAX_FIT_OBS` observations (a linear cost); apply it to all
     with ``predict`` (and, for the GMM, ``predict_proba``).
@@ -51,9 +54,13 @@ def fit_mixture(latent: np.ndarray, n_clusters: int, *, init: str, random_state:
     fit = latent[fit_subsample(latent.shape[0], random_state)]
     if init == "gmm":
         return GaussianMixture(
-            n_clusters, covariance_type="tied", n_init=5, random_state=random_state, reg_covar=1e-4
+            n_clusters,
+            covariance_type="tied",
+            n_init=restarts,
+            random_state=random_state,
+            reg_covar=1e-4,
         ).fit(fit)
-    return KMeans(n_clusters, n_init=10, random_state=random_state).fit(fit)
+    return KMeans(n_clusters, n_init=2 * restarts, random_state=random_state).fit(fit)
 
 
 def initial_clusters(
@@ -63,15 +70,17 @@ def initial_clusters(
     init: str,
     random_state: int,
     metric: str = "euclidean",
+    restarts: int = 5,
 ):
-    """Initial labels, centroids and whitening on the latent space (:func:`fit_mixture`).
+    """Initial labels, centroids and whitening on the latent space (:func:`fit_mixture`
+    with ``restarts``).
 
     Returns ``(labels, centroids, whiten)``. ``whiten`` is ``None`` for ``metric=
     "euclidean"``; for ``"mahalanobis"`` it is the Cholesky factor of the shared precision
     matrix (the tied GMM's, or the pooled within-cluster covariance's after KMeans), which
     :class:`~scdeepclust.nn.StudentTClustering` uses to measure Mahalanobis distances.
     """
-    model = fit_mixture(latent, n_clusters, init=init, random_state=random_state)
+    model = fit_mixture(latent, n_clusters, init=init, random_state=random_state, restarts=restarts)
     labels = model.predict(latent)
     centroids = np.stack(
         [
@@ -385,6 +394,7 @@ class SpatialDEC:
                 init=self.refine.init,
                 random_state=seed,
                 metric=self.refine.metric,
+                restarts=self.refine.init_restarts,
             )
             smooth = None
             if graph is not None and self.refine.smooth_assignments:

@@ -230,6 +230,8 @@ class RefineOptions(Options):
     ----------
     init
         ``"gmm"`` (tied covariance) or ``"kmeans"`` for the initial clusters.
+    init_restarts
+        Restarts of the initial tied GMM (KMeans: twice as many); the best fit is kept.
     metric
         Distance in DEC's Student-t kernel: ``"mahalanobis"`` (default) under the
         covariance shared by the initial clusters (the tied GMM's), so elongated domains
@@ -269,6 +271,7 @@ class RefineOptions(Options):
     group: typing.ClassVar[str] = "refine"
 
     init: InitKind = _opt("gmm", label="init")
+    init_restarts: int = _opt(5, "int>=1")
     metric: DecMetric = _opt("mahalanobis", label="metric")
     epochs: int = _opt(30, "int>=1")
     tol: float = _opt(1e-3, ">=0")

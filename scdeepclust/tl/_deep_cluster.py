@@ -100,10 +100,11 @@ def deep_cluster(
         200 in ``ae_embed``), ``batch_size``, ``lr`` of pretraining (and refinement's
         batches and learning rate).
     refine
-        :class:`~scdeepclust.engine.RefineOptions` or a dict: ``init``, ``metric``,
-        ``epochs``, ``tol``, ``gamma``, ``smooth_assignments``, ``anneal``, ``choose_k``,
-        ``k_range``, ``leiden_resolution``, ``vote_window`` (``"auto"``, a number of
-        neighbours, or 0 for no spatial vote).
+        :class:`~scdeepclust.engine.RefineOptions` or a dict: ``init``,
+        ``init_restarts``, ``metric``, ``epochs``, ``tol``, ``gamma``,
+        ``smooth_assignments``, ``anneal``, ``choose_k``, ``k_range``,
+        ``leiden_resolution``, ``vote_window`` (``"auto"``, a number of neighbours, or 0
+        for no spatial vote).
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
     layer
