@@ -285,6 +285,12 @@ def test_more_restarts_of_the_initial_mixture_keep_the_best_fit(blobs):
     assert many.n_init == 20 and many.lower_bound_ >= few.lower_bound_ - 1e-9
     kmeans = engine.fit_mixture(features, 4, init="kmeans", random_state=0, restarts=3)
     assert kmeans.n_init == 6  # KMeans restarts twice as often
-    assert engine.RefineOptions().init_restarts == 5
-    with pytest.raises(ScdeepclustInputError, match="init_restarts must be an integer >= 1"):
+    # "auto": a fixed budget of rows, 20 restarts on a Visium slice, 5 on large data
+    assert engine.RefineOptions().init_restarts == "auto"
+    sizes = (300, 5_000, 10_000, 1_000_000)
+    assert [engine.mixture_restarts("auto", n) for n in sizes] == [20, 20, 10, 5]
+    assert engine.mixture_restarts(3, 10) == 3
+    auto = engine.fit_mixture(features, 4, init="gmm", random_state=0, restarts="auto")
+    assert auto.n_init == 20
+    with pytest.raises(ScdeepclustInputError, match="init_restarts must be 'auto' or an integer"):
         engine.RefineOptions(init_restarts=0)

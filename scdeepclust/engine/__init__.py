@@ -27,11 +27,12 @@ from ._dec import (
     fit_mixture,
     fit_subsample,
     initial_clusters,
+    mixture_restarts,
     pooled_whitening,
     smooth_proba,
 )
 from ._distributed import init_distributed, is_distributed
-from ._ensemble_size import AUTO_MEMBERS, ENSEMBLE_ROWS, ensemble_size, is_member_count
+from ._ensemble_size import AUTO_MEMBERS, ENSEMBLE_ROWS, ensemble_size
 from ._inputs import ModelInputs, balance_components
 from ._options import (
     CLUSTER_DEFAULTS,
@@ -71,6 +72,7 @@ __all__ = [
     "initial_clusters",
     "pooled_whitening",
     "fit_mixture",
+    "mixture_restarts",
     "fit_subsample",
     "smooth_proba",
     "spatial_vote",
@@ -96,7 +98,6 @@ __all__ = [
     "AUTO_MEMBERS",
     "ENSEMBLE_ROWS",
     "ensemble_size",
-    "is_member_count",
     "available_cores",
     "check_n_jobs",
     "is_n_jobs",

@@ -40,17 +40,47 @@ from ._training import TrainedEmbedding, train_config, train_embedding, training
 
 #: Largest number of observations used to fit the initial mixture / estimate k (linear cost).
 MAX_FIT_OBS = FIT_OBS
+#: Rows an ``"auto"`` number of mixture restarts fits in all: 20 restarts on up to 5,000.
+MIXTURE_ROWS = 100_000
+#: Fewest and most restarts of an ``"auto"`` initial mixture.
+AUTO_RESTARTS = (5, 20)
+
+
+def mixture_restarts(restarts: int | str, n_obs: int) -> int:
+    """Restarts of the initial mixture on ``n_obs`` observations.
+
+    Parameters
+    ----------
+    restarts
+        An integer is returned as is. ``"auto"`` fits about :data:`MIXTURE_ROWS` rows over
+        all restarts (the fit sees at most :data:`MAX_FIT_OBS`), within
+        :data:`AUTO_RESTARTS`: 20 on a Visium slice, 5 on large data, where a restart costs
+        most.
+    n_obs
+        Observations the mixture is fitted on (before the subsample).
+    """
+    if restarts != "auto":
+        return int(restarts)
+    rows = max(min(int(n_obs), MAX_FIT_OBS), 1)
+    low, high = AUTO_RESTARTS
+    return int(min(max(MIXTURE_ROWS // rows, low), high))
 
 
 def fit_mixture(
-    latent: np.ndarray, n_clusters: int, *, init: str, random_state: int, restarts: int = 5
+    latent: np.ndarray,
+    n_clusters: int,
+    *,
+    init: str,
+    random_state: int,
+    restarts: int | str = 5,
 ):
-    """A tied-covariance GMM (``restarts`` initialisations) or KMeans (twice as many) fitted
-    on ``latent``; the best fit of the restarts is kept.
+    """A tied-covariance GMM (``restarts`` initialisations, :func:`mixture_restarts`) or
+    KMeans (twice as many) fitted on ``latent``; the best fit of the restarts is kept.
 
     Fitted on at most :data:`MAX_FIT_OBS` observations (a linear cost); apply it to all
     with ``predict`` (and, for the GMM, ``predict_proba``).
     """
+    restarts = mixture_restarts(restarts, latent.shape[0])
     fit = latent[fit_subsample(latent.shape[0], random_state)]
     if init == "gmm":
         return GaussianMixture(
@@ -70,7 +100,7 @@ def initial_clusters(
     init: str,
     random_state: int,
     metric: str = "euclidean",
-    restarts: int = 5,
+    restarts: int | str = 5,
 ):
     """Initial labels, centroids and whitening on the latent space (:func:`fit_mixture`
     with ``restarts``).

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .. import nn as snn
 
 if TYPE_CHECKING:
@@ -16,13 +14,6 @@ if TYPE_CHECKING:
 ENSEMBLE_ROWS = 32_000
 #: Fewest and most members of an ``"auto"`` ensemble.
 AUTO_MEMBERS = (8, 20)
-
-
-def is_member_count(value) -> bool:
-    """Whether ``value`` is a valid ``n_members``: ``"auto"`` or an integer >= 1."""
-    if isinstance(value, str):
-        return value == "auto"
-    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= 1
 
 
 def ensemble_size(n_members: int | str, n_obs: int, train: TrainOptions) -> int:
