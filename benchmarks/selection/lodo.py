@@ -616,8 +616,19 @@ NOTES = """## What was tried, what was chosen, what did not help
   STARmap (.030 / .004). More restarts of the initial tied GMM (`n_init` 5, 10, 20, 40 on
   fixed members, six clustering seeds): 151674 sd .031 / - / .014 / -, mean .633 -> .648
   at 20; 151507 .004 / .003 / .006 / .005; 151673 .005 / .006 / .012 / .013; STARmap
-  .026 / .025 / .032 / .026; HER2ST C1 .079 / - / .065 at 20; not adopted (no steady
-  gain, +1.7 s a Visium slice at 20). Two clusterings per member (16 in the consensus):
+  .026 / .025 / .032 / .026; HER2ST C1 .079 / - / .065 at 20. As a package configuration
+  over seeds 0-7 on every section, on top of the auto ensemble (`deep:init_restarts20`,
+  the new default as `init_restarts="auto"`): DLPFC .571 vs .568 (151507 .556 / sd .008
+  vs .557 / .019, 151508 .518 / .006 vs .517 / .007, 151669 .557 / .058 vs .531 / .025,
+  151673 .606 / .021 vs .597 / .015, 151674 .618 / .028 vs .637 / .039), osmFISH .776 /
+  .019 vs .777 / .031, BaristaSeq .685 vs .695, STARmap .892 vs .893, HER2ST .365 vs .348
+  (A1 .526 / .008 vs .491 / .035, C1 .554 / .023 vs .514 / .037); mean of family means
+  .658 vs .656, chosen in 4 folds of 5 within the time budget (the auto ensemble with
+  HER2ST held out; held out: DLPFC .571, osmFISH .776, BaristaSeq .685, STARmap .892,
+  HER2ST .348), seed sd within .02 on 7 of 12 sections against 6. A restart of the tied
+  GMM costs about 0.6 s on the 50,000 rows a mixture sees at most, so `"auto"` keeps
+  about 100,000 rows over all restarts (20 up to 5,000 observations, 5 from 20,000;
+  every shared section gets 20) and a million cells keep five. Two clusterings per member (16 in the consensus):
   151674 sd .015 vs .031 but mean .620 vs .633, C1 .051 vs .079; not adopted (+6 s).
 - **Members refined from a shared initial partition (session 13, scratch; not
   adopted).** Every member's tied-GMM labels matched to the medoid member's and averaged;

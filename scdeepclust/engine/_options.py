@@ -424,7 +424,9 @@ DEEP_DEFAULTS: dict[str, Options] = {
 #: everywhere, over 8 package seeds on the small sections (the rows elsewhere are
 #: identical), ``"auto"`` is chosen in 3 folds of 5 (BaristaSeq .695 vs .690, STARmap .893
 #: vs .884, HER2ST .348 vs .359) with a lower seed sd on 4 of 6 sections
-#: (``benchmarks/results/selection.md``). A 6-unit latent,
+#: (``benchmarks/results/selection.md``). The initial mixture restarts 20 times on up
+#: to 5,000 observations (``init_restarts="auto"``; 4 folds of 5 against five). A 6-unit
+#: latent,
 #: with pretraining capped at 100 epochs (the cap keeps a Visium slice within 30 s), on
 #: anisotropic neighbourhood averages (``anisotropy=4``: edges across the local direction
 #: of expression change lose weight, so the averages follow layers; chosen in 3 folds of

@@ -57,7 +57,8 @@ def deep_cluster(
     the spatial graph (BANKSY-style, weight ``features.lam``) when ``features.spatial``,
     with the graph's edges across the local direction of expression change down-weighted
     (``features.anisotropy``, so the averages follow layers);
-    (2) autoencoder pretraining; (3) initial clusters on the latent (tied GMM or KMeans);
+    (2) autoencoder pretraining; (3) initial clusters on the latent (tied GMM or KMeans,
+    the best of ``refine.init_restarts`` fits);
     (4) DEC refinement of encoder and Student-t centroids (Mahalanobis distances under the
     initial clusters' shared covariance by default, ``refine.metric``) on KL(P || Q) +
     ``refine.gamma`` x reconstruction, where the soft assignment Q is averaged over spatial
