@@ -661,10 +661,11 @@ NOTES = """## What was tried, what was chosen, what did not help
   oracle) averages .620. Session 12 (eight members in parallel processes): the same
   picture, DLPFC .569, STARmap .870 vs .895, ahead on 10 of 12 sections, mean of family
   means .651; seed sd within .02 on 5 of 12 sections.
-  Session 13 (an ensemble sized by a training budget): STARmap .888 against the floor's
-  .895 in the domain benchmark (.893 vs .896 over eight package seeds), still behind;
-  mean of family means .654 (.656 over eight seeds); seed sd within .02 on 6 of 12
-  sections (151669, 151674, osmFISH and HER2ST A1, C1, D1 spread more).
+  Session 13 (an ensemble sized by a training budget, twenty GMM restarts): DLPFC .578,
+  STARmap .889 against the floor's .895 in the domain benchmark (.892 vs .896 over eight
+  package seeds), still behind; mean of family means .658 (.658 over eight seeds); seed
+  sd within .02 on 9 of 12 sections in the benchmark's three seeds, 7 of 12 over eight
+  (151669, 151674 and HER2ST D1 spread more).
 """
 
 
