@@ -307,9 +307,9 @@ class SpatialDEC:
     (with ``refine.anneal`` the learning rate decays to zero so they settle). With
     ``model.n_members`` > 1 (or ``"auto"``, :func:`ensemble_size`) several autoencoders
     (seeds ``random_state + 1000 i``) are pretrained and clustered, and their soft
-    assignments are averaged after matching clusters (:func:`consensus_of`). Degenerate solutions (one dominant cluster, a constant embedding)
-    are detected, warned about and recovered from; a refinement that merges a small domain is
-    kept and recorded.
+    assignments are averaged after matching clusters (:func:`consensus_of`). Degenerate
+    solutions (one dominant cluster, a constant embedding) are detected, warned about and
+    recovered from; a refinement that merges a small domain is kept and recorded.
 
     Parameters
     ----------
