@@ -32,7 +32,7 @@ from ..pp import row_normalized
 from ..pp._chunked import FIT_OBS, fit_subsample
 from ._consensus import aligned_mean, medoid_index
 from ._context import forked_rng, seed_torch
-from ._ensemble_size import ensemble_size
+from ._ensemble_size import budgeted_count, ensemble_size
 from ._inputs import ModelInputs
 from ._options import ModelOptions, RefineOptions, TrainOptions
 from ._parallel import map_members, worker_count
@@ -61,9 +61,7 @@ def mixture_restarts(restarts: int | str, n_obs: int) -> int:
     """
     if restarts != "auto":
         return int(restarts)
-    rows = max(min(int(n_obs), MAX_FIT_OBS), 1)
-    low, high = AUTO_RESTARTS
-    return int(min(max(MIXTURE_ROWS // rows, low), high))
+    return budgeted_count(MIXTURE_ROWS, min(int(n_obs), MAX_FIT_OBS), AUTO_RESTARTS)
 
 
 def fit_mixture(

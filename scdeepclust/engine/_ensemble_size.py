@@ -16,6 +16,13 @@ ENSEMBLE_ROWS = 32_000
 AUTO_MEMBERS = (8, 20)
 
 
+def budgeted_count(budget: int, rows: int, bounds: tuple[int, int]) -> int:
+    """How many passes over ``rows`` rows fit a ``budget`` of rows, within ``bounds``
+    (the rule behind every ``"auto"`` count: ensemble members, mixture restarts)."""
+    low, high = bounds
+    return int(min(max(budget // max(int(rows), 1), low), high))
+
+
 def ensemble_size(n_members: int | str, n_obs: int, train: TrainOptions) -> int:
     """The number of members to train on ``n_obs`` observations.
 
@@ -36,5 +43,4 @@ def ensemble_size(n_members: int | str, n_obs: int, train: TrainOptions) -> int:
     if n_members != "auto":
         return int(n_members)
     rows = min(int(n_obs), train.batch_size * snn.TrainConfig.max_batches_per_epoch)
-    low, high = AUTO_MEMBERS
-    return int(min(max(ENSEMBLE_ROWS // max(rows, 1), low), high))
+    return budgeted_count(ENSEMBLE_ROWS, rows, AUTO_MEMBERS)
