@@ -294,3 +294,25 @@ def test_more_restarts_of_the_initial_mixture_keep_the_best_fit(blobs):
     assert auto.n_init == 20
     with pytest.raises(ScdeepclustInputError, match="init_restarts must be 'auto' or an integer"):
         engine.RefineOptions(init_restarts=0)
+
+
+def test_tied_mixture_matches_scikit_learn_with_a_faster_e_step():
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4.0, size=(6, 20))
+    X = np.vstack([c + rng.normal(size=(400, 20)) @ rng.normal(size=(20, 20)) for c in centres])
+    ours = engine.TiedGaussianMixture(6, random_state=3).fit(X)
+    theirs = GaussianMixture(6, covariance_type="tied", reg_covar=1e-4, random_state=3).fit(X)
+    assert ours.covariance_type == "tied" and ours.reg_covar == engine.REG_COVAR
+    assert ours.n_iter_ == theirs.n_iter_
+    assert np.array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-9)
+    # the package's mixtures are this class, and its precision is the DEC whitening
+    fitted = engine.fit_mixture(X, 6, init="gmm", random_state=0, restarts=2)
+    assert isinstance(fitted, engine.TiedGaussianMixture)
+    _, _, whiten = engine.initial_clusters(
+        X, 6, init="gmm", random_state=0, metric="mahalanobis", restarts=2
+    )
+    np.testing.assert_allclose(whiten, fitted.precisions_cholesky_, rtol=1e-5)

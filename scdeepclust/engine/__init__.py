@@ -12,7 +12,8 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 - :func:`spatial_vote`: the final labels' vote over each spot's nearest neighbours;
 - :func:`run_context`: seed, device, threads and the clock of a run;
 - :func:`map_members`: ensemble members trained and clustered in parallel processes;
-- :func:`ensemble_size`: how many members ``n_members="auto"`` trains.
+- :func:`ensemble_size`: how many members ``n_members="auto"`` trains;
+- :class:`TiedGaussianMixture`: the shared-covariance GMM every clustering starts from.
 """
 
 from ._choose_k import StabilityK
@@ -34,6 +35,7 @@ from ._dec import (
 from ._distributed import init_distributed, is_distributed
 from ._ensemble_size import AUTO_MEMBERS, ENSEMBLE_ROWS, ensemble_size
 from ._inputs import ModelInputs, balance_components
+from ._mixture import REG_COVAR, TiedGaussianMixture
 from ._options import (
     CLUSTER_DEFAULTS,
     DEEP_DEFAULTS,
@@ -60,6 +62,8 @@ __all__ = [
     "ModelInputs",
     "SpatialDEC",
     "StabilityK",
+    "TiedGaussianMixture",
+    "REG_COVAR",
     "aligned_mean",
     "balance_components",
     "medoid_index",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from .. import nn as snn
 from ._dec import fit_subsample
+from ._mixture import TiedGaussianMixture
 from ._parallel import map_members
 
 
@@ -46,8 +46,10 @@ class StabilityK:
         Clusterings per k. 10 (was 5): with five the estimate moved between seeds on 8 of
         12 shared sections; with ten the ARI at the estimated k rose on every tissue family
         (mean of family means .627 vs .579, chosen in 5 of 5 leave-one-dataset-out folds;
-        ``benchmarks/results/selection.md``). Read + ``deep_cluster(n_clusters=None)`` takes
-        151507 28.6 s alone (22.0 s with k given), 151673 22.2 s (session 10).
+        ``benchmarks/results/selection.md``). The 150 mixtures are
+        :class:`TiedGaussianMixture` fits: read + ``deep_cluster(n_clusters=None)`` takes
+        151507 25.8 s alone and 151673 (k = 11) 29.7 s (session 14; 33.9 / 39.2 s with
+        scikit-learn's E-step in the same hour).
     use
         ``"features"`` (the model inputs: cheap, independent of training) or ``"latent"``
         (the pretrained latent space).
@@ -100,9 +102,7 @@ class StabilityK:
         for r in range(self.repeats):
             rng = np.random.default_rng(seed + r)
             rows = rng.choice(data.shape[0], max(k + 1, int(0.8 * data.shape[0])), replace=False)
-            mixture = GaussianMixture(
-                k, covariance_type="tied", n_init=1, random_state=seed + r, reg_covar=1e-4
-            ).fit(data[rows])
+            mixture = TiedGaussianMixture(k, random_state=seed + r).fit(data[rows])
             out.append(mixture.predict(data))
         return out
 

@@ -24,7 +24,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture
 
 from .. import nn as snn
 from .._utils import ScdeepclustInputError
@@ -34,6 +33,7 @@ from ._consensus import aligned_mean, medoid_index
 from ._context import forked_rng, seed_torch
 from ._ensemble_size import budgeted_count, ensemble_size
 from ._inputs import ModelInputs
+from ._mixture import REG_COVAR, TiedGaussianMixture
 from ._options import ModelOptions, RefineOptions, TrainOptions
 from ._parallel import map_members, worker_count
 from ._training import TrainedEmbedding, train_config, train_embedding, training_tensors
@@ -72,7 +72,7 @@ def fit_mixture(
     random_state: int,
     restarts: int | str = 5,
 ):
-    """A tied-covariance GMM (``restarts`` initialisations, :func:`mixture_restarts`) or
+    """A tied-covariance GMM (:class:`TiedGaussianMixture`, ``restarts`` initialisations, :func:`mixture_restarts`) or
     KMeans (twice as many) fitted on ``latent``; the best fit of the restarts is kept.
 
     Fitted on at most :data:`MAX_FIT_OBS` observations (a linear cost); apply it to all
@@ -81,13 +81,7 @@ def fit_mixture(
     restarts = mixture_restarts(restarts, latent.shape[0])
     fit = latent[fit_subsample(latent.shape[0], random_state)]
     if init == "gmm":
-        return GaussianMixture(
-            n_clusters,
-            covariance_type="tied",
-            n_init=restarts,
-            random_state=random_state,
-            reg_covar=1e-4,
-        ).fit(fit)
+        return TiedGaussianMixture(n_clusters, n_init=restarts, random_state=random_state).fit(fit)
     return KMeans(n_clusters, n_init=2 * restarts, random_state=random_state).fit(fit)
 
 
@@ -118,16 +112,16 @@ def initial_clusters(
     )
     if metric == "euclidean":
         return labels, centroids, None
-    if isinstance(model, GaussianMixture):
+    if isinstance(model, TiedGaussianMixture):
         return labels, centroids, model.precisions_cholesky_.astype(np.float32)
     return labels, centroids, pooled_whitening(latent, labels, centroids)
 
 
 def pooled_whitening(latent: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Cholesky factor ``W`` of the inverse pooled within-cluster covariance
-    (``Sigma^-1 = W W^T``), regularised like the tied GMM (``1e-4`` on the diagonal)."""
+    (``Sigma^-1 = W W^T``), regularised like the tied GMM (:data:`REG_COVAR` on the diagonal)."""
     resid = latent - centroids[labels]
-    cov = resid.T @ resid / max(len(latent), 1) + 1e-4 * np.eye(latent.shape[1])
+    cov = resid.T @ resid / max(len(latent), 1) + REG_COVAR * np.eye(latent.shape[1])
     return np.linalg.cholesky(np.linalg.inv(cov)).astype(np.float32)
 
 
