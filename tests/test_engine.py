@@ -158,6 +158,10 @@ def test_options_are_validated_and_merged():
         engine.FeatureOptions(lam=1.5)
     with pytest.raises(ScdeepclustInputError, match="train option epochs must be an integer"):
         engine.TrainOptions(epochs=0)
+    with pytest.raises(ScdeepclustInputError, match="train option input_noise must be"):
+        engine.TrainOptions(input_noise=-0.1)
+    with pytest.raises(ScdeepclustInputError, match="refine option alpha must be"):
+        engine.RefineOptions(alpha=0)
     merged = engine.as_options({"n_latent": 8, "hidden": [32, 16]}, engine.ModelOptions())
     assert merged == engine.ModelOptions(n_latent=8, hidden=(32, 16))
     assert engine.as_options("zinb", engine.ModelOptions()).kind == "zinb"
@@ -316,3 +320,19 @@ def test_tied_mixture_matches_scikit_learn_with_a_faster_e_step():
         X, 6, init="gmm", random_state=0, metric="mahalanobis", restarts=2
     )
     np.testing.assert_allclose(whiten, fitted.precisions_cholesky_, rtol=1e-5)
+
+
+def test_refine_alpha_sets_the_student_t_degrees_of_freedom(blobs, monkeypatch):
+    features, graph, truth = blobs
+    kernels = []
+
+    class Recorded(snn.StudentTClustering):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            kernels.append(self)
+
+    monkeypatch.setattr(snn, "StudentTClustering", Recorded)
+    refine = engine.RefineOptions(epochs=5, alpha=0.5)
+    est = engine.SpatialDEC(3, random_state=0, **{**TINY, "refine": refine}).fit(features, graph)
+    assert kernels and all(k.alpha == 0.5 for k in kernels)
+    assert adjusted_rand_score(truth, est.labels_) > 0.9

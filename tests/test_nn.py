@@ -70,6 +70,36 @@ def test_models_train_and_loss_decreases(model):
     assert snn.encode(module, inputs).shape == (200, 4)
 
 
+def test_input_noise_denoises_deterministically():
+    class Recorder(snn.Autoencoder):
+        """Keeps the first batch's input and target."""
+
+        def loss(self, x, target=None):
+            self.seen = getattr(self, "seen", (x.detach().clone(), target))
+            return super().loss(x, target)
+
+    inputs = torch.randn(128, 6, generator=torch.Generator().manual_seed(1)) * torch.arange(1, 7)
+
+    def first_batch(noise, seed=0):
+        torch.manual_seed(0)
+        module = Recorder(6, (8,), 2)
+        config = snn.TrainConfig(epochs=2, batch_size=128, input_noise=noise, verbose=False)
+        snn.pretrain(module, inputs, None, config, torch.Generator().manual_seed(seed))
+        return module.seen
+
+    seen, target = first_batch(0.0)
+    assert target is None  # unchanged: the model reconstructs its own input
+    noisy, clean = first_batch(0.5)
+    assert torch.equal(clean, seen)  # the same batch, reconstructed clean
+    spread = (noisy - clean).std(dim=0) / inputs.std(dim=0)
+    assert torch.all((spread > 0.4) & (spread < 0.6))  # noise scaled to each column
+    assert torch.equal(first_batch(0.5)[0], noisy)  # the same seed, the same noise
+    assert not torch.equal(first_batch(0.5, seed=1)[0], noisy)
+    config = snn.TrainConfig(epochs=1, input_noise=0.5, verbose=False)
+    with pytest.raises(ValueError, match="input_noise needs dense inputs"):
+        snn.pretrain(Recorder(6, (8,), 2), inputs.to_sparse(), None, config, torch.Generator())
+
+
 def test_nonfinite_loss_stops_training():
     class Broken(snn.Autoencoder):
         def loss(self, x, target=None):

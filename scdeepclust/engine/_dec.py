@@ -442,6 +442,7 @@ class SpatialDEC:
             trained.model = copy.deepcopy(member.trained.model)
             clustering = snn.StudentTClustering(
                 torch.as_tensor(centroids, dtype=torch.float32, device=trained.device),
+                alpha=self.refine.alpha,
                 whiten=None if whiten is None else torch.as_tensor(whiten, device=trained.device),
             ).to(trained.device)
             dec = run_dec(

@@ -215,6 +215,10 @@ class TrainOptions(Options):
         Mini-batch size.
     lr
         Adam learning rate.
+    input_noise
+        Gaussian noise added to the inputs during pretraining, as a fraction of each
+        feature's standard deviation; the autoencoders reconstruct the clean features
+        (a denoising autoencoder, as in scDeepCluster). 0 (the default) adds none.
     """
 
     group: typing.ClassVar[str] = "train"
@@ -222,6 +226,7 @@ class TrainOptions(Options):
     epochs: int = _opt(200, "int>=1")
     batch_size: int = _opt(256, "int>=2")
     lr: float = _opt(1e-3, ">0")
+    input_noise: float = _opt(0.0, ">=0")
 
 
 @dataclass(frozen=True)
@@ -260,6 +265,8 @@ class RefineOptions(Options):
         1 is DEC's own target, which pulls the clusters towards equal sizes; 0 (the
         default, chosen leave-one-dataset-out in 5 of 5 folds) keeps only the sharpening,
         so domains of very different sizes (a thin layer, a small tumour region) can stand.
+    alpha
+        Degrees of freedom of DEC's Student-t kernel (1, DEC's own, is the default).
     choose_k
         How ``n_clusters=None`` is estimated: ``"stability"`` (the k whose clusterings agree
         best with those at k - 1 and k + 1, :class:`StabilityK`) or ``"leiden"`` (the number
@@ -286,6 +293,7 @@ class RefineOptions(Options):
     smooth_assignments: bool = True
     anneal: bool = True
     target_balance: float = _opt(0.0, "[0,1]")
+    alpha: float = _opt(1.0, ">0")
     choose_k: KChoice = _opt("stability", label="choose_k")
     k_range: tuple[int, int] = _opt((2, 16), "k_range")
     leiden_resolution: float = _opt(0.5, ">0")

@@ -41,7 +41,11 @@ def build_model(kind: str, n_input: int, n_genes: int, hidden, n_latent: int) ->
 def train_config(train: TrainOptions, *, verbose: bool) -> snn.TrainConfig:
     """The :class:`scdeepclust.nn.TrainConfig` of a :class:`TrainOptions` group."""
     return snn.TrainConfig(
-        epochs=train.epochs, batch_size=train.batch_size, lr=train.lr, verbose=verbose
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        input_noise=train.input_noise,
+        verbose=verbose,
     )
 
 

@@ -86,6 +86,10 @@ class TrainConfig:
         Epochs without relative improvement > ``min_delta`` before pretraining stops.
     min_delta
         Relative loss improvement that counts as progress.
+    input_noise
+        Pretraining only: Gaussian noise added to each mini-batch of the inputs, as a
+        fraction of each column's standard deviation (dense inputs); the model's loss
+        compares its output with the clean rows (or ``targets``).
     max_batches_per_epoch
         Cap on the mini-batches visited per epoch (a random subset each epoch), so the cost of
         an epoch stays bounded on very large data; ``None`` visits all.
@@ -100,6 +104,7 @@ class TrainConfig:
     clip: float = 5.0
     patience: int = 15
     min_delta: float = 1e-3
+    input_noise: float = 0.0
     max_batches_per_epoch: int | None = 50
     verbose: bool = True
 
@@ -172,14 +177,16 @@ def pretrain(
     model.train()
     ddp = _dist.data_parallel(model)  # None unless launched distributed (torchrun)
     bar = tqdm(range(config.epochs), desc=desc, disable=not config.verbose, leave=False)
+    noise = _noise_scale(inputs, config.input_noise)
     for _ in bar:
         total, count = epoch_sum(inputs.device), 0
         for idx in _batches(config, inputs.shape[0], generator, inputs.device):
-            if ddp is None:
-                out = model.loss(_rows(inputs, idx), _rows(targets, idx))
-            else:
+            if ddp is not None:
                 idx = _dist.shard(idx)
-                out = ddp(_rows(inputs, idx), _rows(targets, idx))
+            clean = _rows(inputs, idx)
+            seen = clean if noise is None else clean + noise * _gaussian(clean, generator)
+            target = _rows(targets, idx) if targets is not None or noise is None else clean
+            out = model.loss(seen, target) if ddp is None else ddp(seen, target)
             optimizer.zero_grad()
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -202,6 +209,22 @@ def pretrain(
     if ddp is not None:
         _dist.sync_buffers(model)
     return losses
+
+
+@torch.no_grad()
+def _noise_scale(inputs: torch.Tensor, fraction: float) -> torch.Tensor | None:
+    """Per-column noise standard deviation (``fraction`` x the column's), or ``None``."""
+    if fraction <= 0:
+        return None
+    if inputs.is_sparse:
+        raise ValueError("TrainConfig.input_noise needs dense inputs.")
+    return fraction * inputs.float().std(dim=0, keepdim=True)
+
+
+def _gaussian(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped like ``like``, drawn from ``generator`` (on its device)."""
+    draw = torch.randn(like.shape, generator=generator, device=generator.device)
+    return draw.to(device=like.device, dtype=like.dtype)
 
 
 @torch.no_grad()
