@@ -72,8 +72,9 @@ def fit_mixture(
     random_state: int,
     restarts: int | str = 5,
 ):
-    """A tied-covariance GMM (:class:`TiedGaussianMixture`, ``restarts`` initialisations, :func:`mixture_restarts`) or
-    KMeans (twice as many) fitted on ``latent``; the best fit of the restarts is kept.
+    """A tied-covariance GMM (:class:`TiedGaussianMixture`, ``restarts`` initialisations,
+    :func:`mixture_restarts`) or KMeans (twice as many) fitted on ``latent``; the best fit
+    of the restarts is kept.
 
     Fitted on at most :data:`MAX_FIT_OBS` observations (a linear cost); apply it to all
     with ``predict`` (and, for the GMM, ``predict_proba``).
