@@ -21,19 +21,18 @@ class TiedGaussianMixture(GaussianMixture):
     takes ``|y|^2 - 2 y.m + |m|^2``. The fit is the same up to rounding: on the shared
     sections the stability criterion of :class:`~scdeepclust.engine.StabilityK` picks the
     same k in every run (its scores differ by at most 5e-4), at less than half the time.
-    Every other covariance type falls back to scikit-learn's code.
+    Inputs that are not NumPy arrays (scikit-learn's array API) take scikit-learn's E-step.
 
     Parameters
     ----------
     n_components
         Number of mixture components.
-    n_init, random_state
-        Initialisations (the best fit is kept) and the seed of the first.
+    tol, max_iter, init_params
+        As :class:`~sklearn.mixture.GaussianMixture`'s (the covariance is always tied).
     reg_covar
         Added to the covariance's diagonal (default :data:`REG_COVAR`).
-    **kwargs
-        Any other :class:`~sklearn.mixture.GaussianMixture` parameter but
-        ``covariance_type`` (``tol``, ``max_iter``, ``init_params``, ...).
+    n_init, random_state
+        Initialisations (the best fit is kept) and the seed of the first.
     """
 
     def __init__(
@@ -60,7 +59,7 @@ class TiedGaussianMixture(GaussianMixture):
 
     def _estimate_log_prob(self, X, xp=None):
         """Per-component log densities, ``(n_samples, n_components)``."""
-        if self.covariance_type != "tied" or not isinstance(X, np.ndarray):
+        if not isinstance(X, np.ndarray):
             return super()._estimate_log_prob(X, xp=xp)
         factor = self.precisions_cholesky_
         projected = X @ factor
