@@ -336,3 +336,25 @@ def test_refine_alpha_sets_the_student_t_degrees_of_freedom(blobs, monkeypatch):
     est = engine.SpatialDEC(3, random_state=0, **{**TINY, "refine": refine}).fit(features, graph)
     assert kernels and all(k.alpha == 0.5 for k in kernels)
     assert adjusted_rand_score(truth, est.labels_) > 0.9
+
+
+def test_input_noise_levels_cycle_over_the_ensemble_members(blobs):
+    features, graph, _ = blobs
+    model = engine.ModelOptions(n_latent=4, hidden=(16,), n_members=3)
+
+    def member_latents(noise):
+        train = engine.TrainOptions(epochs=5, input_noise=noise)
+        est = engine.SpatialDEC(3, random_state=0, model=model, train=train, device="cpu")
+        return [member.latent for member in est.pretrain(features, graph).members_]
+
+    clean, noisy, mixed = member_latents(0.0), member_latents(0.5), member_latents([0.0, 0.5])
+    # members 0 and 2 take the first level, member 1 the second
+    np.testing.assert_array_equal(mixed[0], clean[0])
+    np.testing.assert_array_equal(mixed[2], clean[2])
+    np.testing.assert_array_equal(mixed[1], noisy[1])
+    assert not np.array_equal(mixed[1], clean[1])
+    assert engine.TrainOptions(input_noise=[0, 0.5]).input_noise == (0, 0.5)
+    with pytest.raises(ScdeepclustInputError, match="input_noise must be a number >= 0 or a non"):
+        engine.TrainOptions(input_noise=(0.5, -1))
+    with pytest.raises(ScdeepclustInputError, match="input_noise must be a number >= 0 or a non"):
+        engine.TrainOptions(input_noise=())

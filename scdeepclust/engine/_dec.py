@@ -371,8 +371,11 @@ class SpatialDEC:
 
     # ------------------------------------------------------------------ one member
 
-    def train_member(self, inputs: ModelInputs, random_state: int) -> Member:
-        """Pretrain one autoencoder on ``inputs``; re-initialise once when it collapses."""
+    def train_member(self, inputs: ModelInputs, random_state: int, index: int = 0) -> Member:
+        """Pretrain one autoencoder on ``inputs``; re-initialise once when it collapses.
+
+        ``index`` is the member's place in the ensemble (it picks the input noise level).
+        """
         device = snn.resolve_device(self.device)
         events: list[dict] = []
         with forked_rng():
@@ -380,7 +383,7 @@ class SpatialDEC:
                 generator = seed_torch(random_state + attempt)
                 trained = train_embedding(
                     inputs, self.model, self.train, generator=generator, device=device,
-                    verbose=self.verbose,
+                    verbose=self.verbose, member=index,
                 )  # fmt: skip
                 reasons = detect_collapse(None, 1, trained.latent)
                 if not reasons or attempt:
@@ -496,9 +499,10 @@ class SpatialDEC:
             graph = None if graph is None else sp.csr_matrix(graph, dtype=np.float32)
             self.inputs_ = ModelInputs(np.asarray(X, dtype=np.float32), graph, counts)
         n_members = ensemble_size(self.model.n_members, self.inputs_.n_obs, self.train)
-        seeds = [self.member_seed(i) for i in range(n_members)]
         self.members_ = self._map(
-            lambda seed: self.train_member(self.inputs_, seed).detached(), seeds, "pretrain"
+            lambda i: self.train_member(self.inputs_, self.member_seed(i), i).detached(),
+            list(range(n_members)),
+            "pretrain",
         )
         tensors = training_tensors(self.inputs_, self.model.kind, snn.resolve_device(self.device))
         for member in self.members_:

@@ -41,6 +41,13 @@ _CHECKS = {
     ">=0": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "anisotropy": (is_strength, "a finite number >= 0"),
     "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
+    "levels>=0": (
+        lambda v: (
+            (_is_real(v) and v >= 0)
+            or (isinstance(v, tuple) and len(v) > 0 and all(_is_real(x) and x >= 0 for x in v))
+        ),
+        "a number >= 0 or a non-empty sequence of them",
+    ),
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
     "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
     "vote": (is_window, "'auto' or an integer >= 0"),
@@ -218,7 +225,9 @@ class TrainOptions(Options):
     input_noise
         Gaussian noise added to the inputs during pretraining, as a fraction of each
         feature's standard deviation; the autoencoders reconstruct the clean features
-        (a denoising autoencoder, as in scDeepCluster). 0 (the default) adds none.
+        (a denoising autoencoder, as in scDeepCluster). A sequence gives the ensemble's
+        members their levels in turn (member ``i`` takes ``input_noise[i % len]``; a single
+        autoencoder the first); 0 adds none.
     """
 
     group: typing.ClassVar[str] = "train"
@@ -226,7 +235,7 @@ class TrainOptions(Options):
     epochs: int = _opt(200, "int>=1")
     batch_size: int = _opt(256, "int>=2")
     lr: float = _opt(1e-3, ">0")
-    input_noise: float = _opt(0.0, ">=0")
+    input_noise: float | tuple[float, ...] = _opt(0.0, "levels>=0")
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,21 @@ def build_model(kind: str, n_input: int, n_genes: int, hidden, n_latent: int) ->
     return snn.CountAutoencoder(n_input, n_genes, tuple(hidden), n_latent, likelihood=kind)
 
 
-def train_config(train: TrainOptions, *, verbose: bool) -> snn.TrainConfig:
-    """The :class:`scdeepclust.nn.TrainConfig` of a :class:`TrainOptions` group."""
+def member_noise(train: TrainOptions, member: int = 0) -> float:
+    """The input noise of ensemble member ``member``: :attr:`TrainOptions.input_noise`, or
+    its ``member % len``-th level when it is a sequence."""
+    levels = train.input_noise
+    return float(levels[member % len(levels)] if isinstance(levels, tuple) else levels)
+
+
+def train_config(train: TrainOptions, *, verbose: bool, member: int = 0) -> snn.TrainConfig:
+    """The :class:`scdeepclust.nn.TrainConfig` of a :class:`TrainOptions` group for
+    ensemble member ``member`` (its input noise, :func:`member_noise`)."""
     return snn.TrainConfig(
         epochs=train.epochs,
         batch_size=train.batch_size,
         lr=train.lr,
-        input_noise=train.input_noise,
+        input_noise=member_noise(train, member),
         verbose=verbose,
     )
 
@@ -78,17 +86,19 @@ def train_embedding(
     generator: torch.Generator,
     device: torch.device,
     verbose: bool = False,
+    member: int = 0,
 ) -> TrainedEmbedding:
     """Pretrain a fresh autoencoder on ``inputs`` and encode every row.
 
-    The count models reconstruct ``inputs.counts``; the others the features. Call inside a
-    run context (:func:`run_context` or :func:`forked_rng`) with the seed set
+    The count models reconstruct ``inputs.counts``; the others the features. ``member`` is
+    the autoencoder's place in an ensemble (it picks the input noise, :func:`member_noise`).
+    Call inside a run context (:func:`run_context` or :func:`forked_rng`) with the seed set
     (:func:`seed_torch`), for reproducibility.
     """
     x, targets = training_tensors(inputs, model.kind, device)
     n_genes = x.shape[1] if targets is None else targets.shape[1]
     module = build_model(model.kind, x.shape[1], n_genes, model.hidden, model.n_latent).to(device)
-    config = train_config(train, verbose=verbose)
+    config = train_config(train, verbose=verbose, member=member)
     losses = snn.pretrain(module, x, targets, config, generator, desc=f"pretrain {model.kind}")
     latent = snn.encode(module, x).cpu().numpy()
     return TrainedEmbedding(module, x, targets, latent, losses, device)
