@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from scdeepclust.engine import aligned_mean, match_clusters, medoid_index
+from scdeepclust.engine import aligned_mean, match_clusters, medoid_index, most_agreeing
 
 
 def one_hot(labels, k, confidence=0.9):
@@ -42,3 +42,15 @@ def test_aligned_mean_is_in_the_medoid_members_cluster_order():
     by_first = aligned_mean(members, reference=0).argmax(1)
     assert len(set(zip(by_first, truth))) == 3 and not np.array_equal(by_first, renamed)
     assert np.allclose(aligned_mean(members).sum(1), 1.0, atol=1e-5)
+
+
+def test_most_agreeing_keeps_the_members_that_agree_best_with_the_others():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 3, 300)
+    odd = rng.integers(0, 3, 300)  # a partition unlike the others'
+    noisy = [np.where(rng.random(300) < 0.1, rng.integers(0, 3, 300), base) for _ in range(4)]
+    labelings = [noisy[0], odd, noisy[1], noisy[2], odd.copy(), noisy[3]]
+    assert most_agreeing(labelings, 1.0) == [0, 1, 2, 3, 4, 5]
+    kept = most_agreeing(labelings, 0.5)
+    assert len(kept) == 3 and kept == sorted(kept) and 1 not in kept and 4 not in kept
+    assert most_agreeing(labelings[:2], 0.1) == [0, 1]  # never fewer than two

@@ -358,3 +358,16 @@ def test_input_noise_levels_cycle_over_the_ensemble_members(blobs):
         engine.TrainOptions(input_noise=(0.5, -1))
     with pytest.raises(ScdeepclustInputError, match="input_noise must be a number >= 0 or a non"):
         engine.TrainOptions(input_noise=())
+
+
+def test_consensus_share_leaves_the_disagreeing_members_out(blobs):
+    features, graph, truth = blobs
+    model = engine.ModelOptions(n_latent=4, hidden=(16,), n_members=4)
+    refine = engine.RefineOptions(epochs=5, consensus_share=0.5)
+    est = engine.SpatialDEC(3, random_state=0, model=model, train=engine.TrainOptions(epochs=20),
+                            refine=refine, device="cpu").fit(features, graph)  # fmt: skip
+    kept = est.history_["consensus_members"]
+    assert len(kept) == 2 and est.history_["consensus_reference"] in kept
+    assert adjusted_rand_score(truth, est.labels_) > 0.9
+    with pytest.raises(ScdeepclustInputError, match="consensus_share must be in \\(0, 1\\]"):
+        engine.RefineOptions(consensus_share=0)

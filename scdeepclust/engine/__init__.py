@@ -17,7 +17,7 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 """
 
 from ._choose_k import StabilityK
-from ._consensus import aligned_mean, match_clusters, medoid_index
+from ._consensus import aligned_mean, match_clusters, medoid_index, most_agreeing
 from ._context import RunContext, forked_rng, limit_threads, run_context, seed_torch
 from ._dec import (
     MAX_FIT_OBS,
@@ -67,6 +67,7 @@ __all__ = [
     "aligned_mean",
     "balance_components",
     "medoid_index",
+    "most_agreeing",
     "match_clusters",
     "Member",
     "Clustering",

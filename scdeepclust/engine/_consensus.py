@@ -21,11 +21,8 @@ def match_clusters(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -
     return perm
 
 
-def medoid_index(labelings: list[np.ndarray]) -> int:
-    """Index of the labelling that agrees best with the others (highest summed ARI).
-
-    Ties go to the earliest labelling; with fewer than three labellings it is 0.
-    """
+def agreement_scores(labelings: list[np.ndarray]) -> np.ndarray:
+    """Each labelling's summed ARI with all the others."""
     m = len(labelings)
     agreement = np.zeros(m)
     for i in range(m):
@@ -33,7 +30,30 @@ def medoid_index(labelings: list[np.ndarray]) -> int:
             score = adjusted_rand_score(labelings[i], labelings[j])
             agreement[i] += score
             agreement[j] += score
-    return int(agreement.argmax()) if m > 2 else 0
+    return agreement
+
+
+def medoid_index(labelings: list[np.ndarray]) -> int:
+    """Index of the labelling that agrees best with the others (highest summed ARI).
+
+    Ties go to the earliest labelling; with fewer than three labellings it is 0.
+    """
+    return int(agreement_scores(labelings).argmax()) if len(labelings) > 2 else 0
+
+
+def most_agreeing(labelings: list[np.ndarray], share: float) -> list[int]:
+    """Indices (ascending) of the ``share`` of the labellings that agree best with the others.
+
+    Keeps ``round(share x m)`` labellings, at least two (all when there are fewer), ranked by
+    their summed ARI with all the others (ties to the earliest): an ensemble's members
+    that found a partition unlike the rest's are left out of its consensus.
+    """
+    m = len(labelings)
+    n_keep = min(max(int(round(share * m)), 2), m)
+    if n_keep == m:
+        return list(range(m))
+    order = np.argsort(-agreement_scores(labelings), kind="stable")
+    return sorted(order[:n_keep].tolist())
 
 
 def aligned_mean(probas: list[np.ndarray], reference: int | str = "medoid") -> np.ndarray:

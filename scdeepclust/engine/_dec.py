@@ -29,7 +29,7 @@ from .. import nn as snn
 from .._utils import ScdeepclustInputError
 from ..pp import row_normalized
 from ..pp._chunked import FIT_OBS, fit_subsample
-from ._consensus import aligned_mean, medoid_index
+from ._consensus import aligned_mean, medoid_index, most_agreeing
 from ._context import forked_rng, seed_torch
 from ._ensemble_size import budgeted_count, ensemble_size
 from ._inputs import ModelInputs
@@ -231,22 +231,27 @@ class Clustering:
 MEMBER_SEED_STEP = 1000
 
 
-def consensus_of(results: list[Clustering]) -> Clustering:
+def consensus_of(results: list[Clustering], share: float = 1.0) -> Clustering:
     """One clustering from several members' clusterings of the same k.
 
-    The reference is the member whose labels agree best with the others'
-    (:func:`medoid_index`); the soft assignments are averaged after matching every member's
-    clusters to it (:func:`aligned_mean`) and the labels are the mean's argmax. The latent
-    space and history are the reference's (``history["consensus_reference"]`` says which);
-    the ensemble has converged when every member has; collapse events keep their member.
+    The consensus is formed by the ``share`` of the members whose labels agree best with
+    the others' (:func:`most_agreeing`; 1 keeps all). Its reference is the kept member that
+    agrees best with the other kept ones (:func:`medoid_index`); their soft assignments are
+    averaged after matching every one's clusters to it (:func:`aligned_mean`) and the
+    labels are the mean's argmax. The latent space and history are the reference's
+    (``history["consensus_reference"]`` says which, ``history["consensus_members"]`` which
+    members were kept); the ensemble has converged when every member has; collapse events
+    keep their member.
     """
-    ref = medoid_index([r.labels for r in results])
-    proba = aligned_mean([r.proba for r in results], reference=ref)
+    kept = most_agreeing([r.labels for r in results], share)
+    ref = kept[medoid_index([results[i].labels for i in kept])]
+    proba = aligned_mean([results[i].proba for i in kept], reference=kept.index(ref))
     events = [{**event, "member": i} for i, r in enumerate(results) for event in r.collapse_events]
     history = {
         **results[ref].history,
         "member_converged": [bool(r.converged) for r in results],
         "consensus_reference": ref,
+        "consensus_members": kept,
     }
     return Clustering(
         results[ref].n_clusters,
@@ -552,7 +557,8 @@ class SpatialDEC:
             list(zip(self.members_, seeds)),
             f"cluster members (k={n_clusters})",
         )
-        result = results[0] if len(results) == 1 else consensus_of(results)
+        share = self.refine.consensus_share
+        result = results[0] if len(results) == 1 else consensus_of(results, share)
         result.n_clusters_source = source
         if self.postprocess is not None:
             result = self.postprocess(result, self.inputs_)

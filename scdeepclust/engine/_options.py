@@ -49,6 +49,7 @@ _CHECKS = {
         "a number >= 0 or a non-empty sequence of them",
     ),
     "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "(0,1]": (lambda v: _is_real(v) and 0 < v <= 1, "in (0, 1]"),
     "layers": (lambda v: len(v) > 0 and all(_is_int(h) and h >= 1 for h in v), "layer sizes"),
     "vote": (is_window, "'auto' or an integer >= 0"),
     "auto|int>=1": (
@@ -279,6 +280,11 @@ class RefineOptions(Options):
         has heavier tails: chosen leave-one-dataset-out in 3 folds of 5 over eight package
         seeds (STARmap .898 vs .892, DLPFC .575 vs .571, osmFISH .770 vs .776; the same
         mean of family means, .658); 4 loses STARmap (.848) and 0.25 osmFISH (.755).
+    consensus_share
+        Share of an ensemble's members, those whose labels agree best with the others'
+        (:func:`~scdeepclust.engine.most_agreeing`), whose soft assignments form the
+        consensus; 1 keeps all. Members that settled in a partition unlike the majority's
+        are left out.
     choose_k
         How ``n_clusters=None`` is estimated: ``"stability"`` (the k whose clusterings agree
         best with those at k - 1 and k + 1, :class:`StabilityK`) or ``"leiden"`` (the number
@@ -306,6 +312,7 @@ class RefineOptions(Options):
     anneal: bool = True
     target_balance: float = _opt(0.0, "[0,1]")
     alpha: float = _opt(0.5, ">0")
+    consensus_share: float = _opt(1.0, "(0,1]")
     choose_k: KChoice = _opt("stability", label="choose_k")
     k_range: tuple[int, int] = _opt((2, 16), "k_range")
     leiden_resolution: float = _opt(0.5, ">0")

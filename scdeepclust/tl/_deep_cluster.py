@@ -149,8 +149,9 @@ def deep_cluster(
       ``n_clusters``, ``n_clusters_source``, ``n_clusters_evidence`` (stability per k when
       it was estimated), ``n_members`` (the autoencoders trained), ``history`` (``pretrain_loss``, ``kl_loss``,
       ``recon_loss``, ``label_change`` of the reference member; with several members also
-      ``member_converged`` and ``consensus_reference``, the index of the member whose
-      clusters the others were matched to), ``converged``, ``vote`` (``window``: the
+      ``member_converged``, ``consensus_reference``, the index of the member whose
+      clusters the others were matched to, and ``consensus_members``, the members whose
+      assignments formed the consensus), ``converged``, ``vote`` (``window``: the
       neighbours in the spatial vote of each sample), ``collapse`` (``detected``,
       ``events``), ``graph``, ``random_state``, ``seconds`` and ``device``.
     """
