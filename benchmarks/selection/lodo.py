@@ -685,6 +685,52 @@ NOTES = """## What was tried, what was chosen, what did not help
   with eight members (.554 / .461 / .487; eight without noise .675 / .690 / .628), so it
   is the noise itself. A rule that sets the noise per sample (from what distinguishes
   BaristaSeq's features) is the next thing to try; only 3 seeds were run.
+- **Denoising, continued (session 15): noise levels per member, noise rules.** A GPU
+  machine was lent for 15 minutes; its 16 CPU cores ran seed 0 of five configurations
+  (one thread and one process per run; torch 2.11.0, numpy 2.5.2, scipy 1.18.1). Its ARI
+  matched this machine's within .002 on 21 of 22 runs compared (HER2ST A1 .536 vs .546),
+  so its rows are logged beside ours (`seconds` not comparable). `input_noise` now takes a
+  sequence of levels that the ensemble's members take in turn. Package, seeds 0-2, alpha
+  0.5, against `deep:alpha05`:
+  - `[0.0, 0.5]` (`deep:mix05`: half the members clean, half noisy): DLPFC .610 (151669
+    .649, 151673 .655, 151674 .665), HER2ST .379, STARmap .902, osmFISH .767, but
+    BaristaSeq .615 (.682 / .507 / .655); mean of family means .655 vs .659.
+  - `[0.0, 0.25]` (`deep:mix025`): DLPFC .598, BaristaSeq .663, HER2ST .374, STARmap .899,
+    osmFISH .762; mean .659, the default's.
+  - Isotropic noise, every feature f x the RMS of the features' sd (a patch, seed 0 on the
+    lent machine: `deep:isonoise05`, `deep:isonoise03`): f = 0.5 DLPFC .600, BaristaSeq
+    .656, osmFISH .788; f = 0.3 BaristaSeq .663, osmFISH .724.
+  - Noise topped up to 0.7 sd, `sqrt(max(0.49 sd^2 - r^2, 0))` with r the sd of a feature
+    minus its neighbours' mean (`deep:topup07`, a patch; BaristaSeq's features carry the
+    most such local noise, r/sd .735 against .44-.50 on DLPFC): DLPFC .597, but
+    BaristaSeq .524, osmFISH .703, STARmap .854. Worse.
+  On BaristaSeq seed 1 of `[0.0, 0.5]` the twenty members fall into two partitions (ARI
+  near .69 and near .48) that agree equally with the others (.77); seven of the ten noisy
+  members and two of the ten clean ones found the low one, and the consensus followed it.
+  Noise in any form moves BaristaSeq's members to that partition; leave-one-dataset-out
+  never keeps a noise setting as the default (BaristaSeq's loss outweighs DLPFC's gain).
+- **A consensus of the agreeing members (session 15, the new default).** Every member's
+  clustering of seeds 0-7 (default options) and 0-2 (`[0.0, 0.5]` noise) was saved, and
+  consensus rules were scored on them offline; the rule with all members reproduces the
+  package's runs exactly (62 of 62 runs compared), and two share < 1 runs through the
+  package matched too. `refine={"consensus_share": s}` keeps the share s of the members
+  whose labels agree best with the others' (summed ARI) and forms the consensus from them
+  alone (`engine.most_agreeing`). Eight seeds, against `deep:alpha05`:
+  - s = 0.5 (`deep:share50`): BaristaSeq .701 vs .682, STARmap .903 vs .898, HER2ST .369
+    vs .364, osmFISH .770 vs .770, DLPFC .567 vs .575 (151669 .527 vs .577: the agreeing
+    half settles in its weaker partition every time, sd .017 vs .053); mean of family
+    means .662 vs .658; seed sd within .02 on 8 of 12 sections against 6.
+  - s = 0.75 (`deep:share75`): DLPFC .573, BaristaSeq .691, STARmap .903, HER2ST .365,
+    osmFISH .772; mean .661; sd within .02 on 8 of 12.
+  Among the eight-seed configurations within the time budget, s = 0.5 is chosen in 4 folds
+  of 5 (DLPFC, osmFISH, STARmap and HER2ST held out; s = 0.75 with BaristaSeq held out):
+  held-out scores DLPFC .567, osmFISH .770, BaristaSeq .691, STARmap .903, HER2ST .369.
+  It is the package default (`RefineOptions(consensus_share=0.5)`). The protocol's pick
+  costs DLPFC .008, the family the issue's .60 goal is set on; that is reported, not
+  hidden. With the noisy ensemble, three seeds: `[0.0, 0.5]` and s = 0.5
+  (`deep:mix05_share50`) keeps DLPFC at .610 and recovers BaristaSeq to .669 (.615 with
+  all members), osmFISH .755, STARmap .897, HER2ST .378: mean .662. It is the candidate
+  to run over eight seeds next.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
@@ -709,6 +755,10 @@ NOTES = """## What was tried, what was chosen, what did not help
   of family means .659; ahead of the floor on 11 of 12 sections (behind on HER2ST D1);
   seed sd within .02 on 8 of 12. Denoising pretraining reaches DLPFC .603 over three
   seeds but loses BaristaSeq.
+  Session 15 (the consensus of the agreeing half of the members): DLPFC .568, osmFISH
+  .778, BaristaSeq .703, STARmap .901 against the floor's .895, HER2ST .365; mean of
+  family means .663; ahead of the floor on 11 of 12 sections (behind on HER2ST D1, .083
+  vs .199); seed sd within .02 on 9 of 12 (151507 .021, 151669 .025, 151674 .045 above).
 """
 
 
