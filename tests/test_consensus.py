@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from scdeepclust.engine import aligned_mean, match_clusters, medoid_index, most_agreeing
+from scdeepclust.engine import (
+    aligned_mean,
+    match_clusters,
+    medoid_index,
+    most_agreeing,
+    most_occupied,
+)
 
 
 def one_hot(labels, k, confidence=0.9):
@@ -54,3 +60,15 @@ def test_most_agreeing_keeps_the_members_that_agree_best_with_the_others():
     kept = most_agreeing(labelings, 0.5)
     assert len(kept) == 3 and kept == sorted(kept) and 1 not in kept and 4 not in kept
     assert most_agreeing(labelings[:2], 0.1) == [0, 1]  # never fewer than two
+
+
+def test_most_occupied_keeps_the_members_that_emptied_fewest_clusters():
+    base = np.repeat(np.arange(4), 25)
+    merged = np.where(base == 3, 2, base)  # domains 2 and 3 merged: one cluster empty
+    renamed = np.array([3, 0, 1, 2])[base]  # all four clusters, other names
+    assert most_occupied([merged, base, merged.copy(), renamed]) == [1, 3]
+    # one member alone has the most: the next most occupied that agrees best joins it
+    near = merged.copy()
+    near[:5] = 1
+    assert most_occupied([near, merged, base]) == [1, 2]
+    assert most_occupied([merged, base]) == [0, 1]  # two or fewer: all

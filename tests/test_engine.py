@@ -16,6 +16,7 @@ import scdeepclust.nn as snn
 from scdeepclust import engine, pp
 from scdeepclust._uns import h5ad_writable
 from scdeepclust._utils import ScdeepclustInputError
+from scdeepclust.engine._dec import Clustering, consensus_of
 from scdeepclust.tl._record import ResultKeys, write_result
 
 TINY = {
@@ -371,3 +372,30 @@ def test_consensus_share_leaves_the_disagreeing_members_out(blobs):
     assert adjusted_rand_score(truth, est.labels_) > 0.9
     with pytest.raises(ScdeepclustInputError, match="consensus_share must be in \\(0, 1\\]"):
         engine.RefineOptions(consensus_share=0)
+
+
+def test_consensus_drop_merged_forms_it_from_the_members_that_kept_every_domain():
+    truth = np.repeat(np.arange(3), 30)
+    merged = np.where(truth == 2, 1, truth)  # two domains merged: cluster 2 empty
+
+    def member(labels):
+        proba = np.full((labels.size, 3), 0.05, dtype=np.float32)
+        proba[np.arange(labels.size), labels] = 0.9
+        return Clustering(3, labels, proba, np.zeros((labels.size, 2)), {}, True, [])
+
+    renamed = np.array([2, 0, 1])[truth]
+    results = [
+        member(merged),
+        member(merged.copy()),
+        member(truth),
+        member(renamed),
+        member(merged),
+    ]
+    by_agreement = consensus_of(results, share=1.0)
+    assert np.unique(by_agreement.labels).size == 2  # the merging majority wins
+    kept_apart = consensus_of(results, share=1.0, drop_merged=True)
+    assert kept_apart.history["consensus_members"] == [2, 3]
+    assert adjusted_rand_score(truth, kept_apart.labels) == 1.0
+    assert engine.RefineOptions(consensus_drop_merged=True).consensus_drop_merged
+    with pytest.raises(ScdeepclustInputError, match="consensus_drop_merged must be True or False"):
+        engine.RefineOptions(consensus_drop_merged="yes")

@@ -735,6 +735,85 @@ NOTES = """## What was tried, what was chosen, what did not help
   half DLPFC .591, BaristaSeq .632, osmFISH .772, STARmap .896, HER2ST .378, mean .654
   against .662 for the default. In the eight-seed pool it is chosen only with BaristaSeq
   held out (which then scores .587).
+- **Session 16: choosing the consensus members, masking noise, larger pools (scratch,
+  offline on session 15's saved members, seeds 0-7 unless stated; none adopted).**
+  - Members ranked by a label-free score instead of their agreement, the top half kept:
+    spatial coherence of their labels (share of 6-NN neighbours in the same cluster,
+    chance-corrected): mean of family means .638 (default members) and .622 (`[0.0, 0.5]`
+    members) against .662; the tied-Gaussian fit of their labels to the input features
+    (-log det of the pooled within-cluster covariance): .659 / .657, `R^2` of the
+    features: .656 / .657. On BaristaSeq the fit scores track the members' ARI (rank
+    correlation .9) and keep the clean members of the noisy ensemble (.694), but on DLPFC
+    they keep the clean members too (.571 against .591-.597 for the noisy ensemble): the
+    noisy members score better on DLPFC's truth and worse on its features. Neither the
+    members' mean confidence nor the entropy of their cluster sizes tracks their ARI
+    with one sign across sections. This repeats session 7's finding (Calinski-Harabasz,
+    log-likelihood, coherence) on the later defaults.
+  - Per run, the noise level whose members agree most among themselves (`[0.0, 0.5]`
+    ensemble, the clean or the noisy half): .649 (.650 with the agreeing half of it);
+    picks the noisy half on 151507/151508 in 7 of 8 seeds but on BaristaSeq in 3 of 8.
+  - Larger ensembles, simulated by pooling the members of two seeds (16 members on
+    Visium and osmFISH, 40 on the small sections): DLPFC .567 with the agreeing half
+    (.579 with all), osmFISH .781; the seed sd of 151674 stays at .042 (8 members .044),
+    so its spread is not a matter of ensemble size.
+  - An alignment-free consensus (a tied GMM on the members' stacked soft assignments,
+    PCA to 2k): .621 (HER2ST .300 vs .369, osmFISH .704 vs .770).
+  - Masking noise in pretraining (every input entry zeroed with probability 0.2, clean
+    target; a patch, `deep:mask02` in `package_runs.csv`, seeds 0-2 on 151669, 151673,
+    151674 and BaristaSeq): 151673 .621 (default .612), but 151669 .513, 151674 .540 and
+    BaristaSeq .544 (default .536 / .612 / .703). Stopped.
+  - `n_clusters=None` by spatial coherence (tied GMM of the features at k = 2..16, seed
+    0): the chance-corrected coherence falls with k on every section and the smallest
+    per-cluster coherence drops at 8-10 on DLPFC, at 4 on BaristaSeq (its clusters beyond
+    three are scattered cell types) and at 3 on HER2ST A1/C1; "the largest k whose every
+    cluster stays coherent" would be within +-1 on 2 DLPFC slices of 5 and miss
+    BaristaSeq, osmFISH and HER2ST. Not pursued.
+- **Session 16: stronger whitening, and why BaristaSeq falls (package, seeds 0-2).**
+  - `features={"whiten": 0.75}` (`deep:wh075`, the autoencoders' inputs divided by their
+    sd^0.75 instead of sd^0.5; last swept in session 6 on other defaults): DLPFC .596
+    (151507 .567, 151508 .521, 151669 .601, 151673 .614, 151674 .674), but BaristaSeq
+    .554 (.683 / .489 / .491), HER2ST .356, STARmap .895, osmFISH .767; mean of family
+    means .633 against .663. The same trade as input noise.
+  - Spatially rough components are where they differ: the correlation of each input
+    component with its 6-NN mean is .9-1.0 for most DLPFC components (a few .2-.6), but
+    .4-.9 for BaristaSeq's. Multiplying each whitened component by that correlation
+    squared (a patch; `deep:wh075_smooth2`, 151669/151673/151674/BaristaSeq) keeps
+    BaristaSeq (.711) but removes DLPFC's gain (151669 .528, 151673 .625, 151674 .611):
+    the rough components are what helps DLPFC, as noise does. `deep:wh1_smooth2`
+    (whiten 1) was stopped after five runs (BaristaSeq .703-.711, 151674 .539 / .636).
+  - What BaristaSeq's low partition is: its members never keep all six clusters
+    (on average 4.6 of 6 hold at least 1% of the cells); a member at ARI .68 keeps five
+    (white matter merged into layer 6), one at .42 keeps four (layers 2/3 with 4, and 5
+    with 6 and the white matter). Noise and whitening make DEC empty more clusters (4.2
+    with whitening 0.75), and the majority then merges domains.
+- **Dropping the members that merged domains (session 16, the new default).** A member
+  that empties one of the k clusters has merged two domains that other members kept
+  apart. `refine={"consensus_drop_merged": True}` forms the consensus only from the
+  members with the most non-empty clusters (`engine.most_occupied`, at least two; then
+  `consensus_share` among them). Scored offline on the saved members of seeds 0-7 (the
+  package reproduced BaristaSeq seed 1 of `[0.0, 0.5]` exactly, .6967, and the rows are
+  in `package_runs.csv`), mean of family means:
+  - clean members (the previous ensemble): `deep:dropmerged` .660 and
+    `deep:dropmerged_share50` .660 against `deep:share50` .662: no gain without noise.
+  - `[0.0, 0.5]` noise: `deep:mix05_dropmerged` (share 1) **.666**: DLPFC .596 (151507
+    .553, 151508 .521, 151669 .622, 151673 .635, 151674 .649), HER2ST .378, BaristaSeq
+    .693 (all members .587, the agreeing half .632), osmFISH .763, STARmap .901;
+    `deep:mix05_dropmerged_share50` .662.
+  - `[0.0, 0.25]` noise (seeds 0-7 saved this session): the agreeing half
+    (`deep:mix025_share50`) .662 (DLPFC .583, BaristaSeq .697; over seeds 0-2 it had
+    shown DLPFC .599 and .664), `deep:mix025_dropmerged` .659, `_share50` .659.
+  - A cluster counted as kept when it holds at least 0.5%, 1% or 2% of the observations
+    instead of one: .664 / .664 / .664 for `[0.0, 0.5]` (osmFISH, with k = 11, .746-.753).
+    Keeping the members at or above the median number of clusters instead of the most:
+    .655 (BaristaSeq .634).
+  Leave-one-dataset-out among the eight-seed configurations: `deep:mix05_dropmerged` with
+  osmFISH, STARmap and HER2ST held out (held-out .763 / .901 / .378), `deep:share50` with
+  DLPFC held out (.567; the other families' mean .686 against .684), `deep:mix05` (all
+  members) with BaristaSeq held out (.587). Chosen in 3 folds of 5, as alpha 0.5 was, it
+  is the package default (`CLUSTER_DEFAULTS`: `input_noise=(0.0, 0.5)`,
+  `consensus_share=1.0`, `consensus_drop_merged=True`). The cost is the seed spread: sd
+  <= .02 on 4 sections of 12 against 8 (151669 .069: its runs lie between .50 and .69,
+  151674 .049, osmFISH .026, HER2ST C1 .044).
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
@@ -763,6 +842,12 @@ NOTES = """## What was tried, what was chosen, what did not help
   .778, BaristaSeq .703, STARmap .901 against the floor's .895, HER2ST .365; mean of
   family means .663; ahead of the floor on 11 of 12 sections (behind on HER2ST D1, .083
   vs .199); seed sd within .02 on 9 of 12 (151507 .021, 151669 .025, 151674 .045 above).
+  Session 16 (half the members denoising, the consensus of the members that merged no
+  domain): DLPFC .608 (151507 .554, 151508 .526, 151669 .649, 151673 .634, 151674 .675;
+  .596 over eight seeds), osmFISH .765, BaristaSeq .699, STARmap .902 against the floor's
+  .895, HER2ST .378; mean of family means .670; ahead of the floor on 11 of 12 sections
+  (behind on HER2ST D1, .056 vs .199); seed sd within .02 on 4 of 12 only (151669 .056,
+  HER2ST C1 .046, 151507 .034, 151673 .032, osmFISH .030 above).
 """
 
 

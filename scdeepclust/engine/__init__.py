@@ -17,7 +17,13 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 """
 
 from ._choose_k import StabilityK
-from ._consensus import aligned_mean, match_clusters, medoid_index, most_agreeing
+from ._consensus import (
+    aligned_mean,
+    match_clusters,
+    medoid_index,
+    most_agreeing,
+    most_occupied,
+)
 from ._context import RunContext, forked_rng, limit_threads, run_context, seed_torch
 from ._dec import (
     MAX_FIT_OBS,
@@ -68,6 +74,7 @@ __all__ = [
     "balance_components",
     "medoid_index",
     "most_agreeing",
+    "most_occupied",
     "match_clusters",
     "Member",
     "Clustering",

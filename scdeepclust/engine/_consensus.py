@@ -56,6 +56,25 @@ def most_agreeing(labelings: list[np.ndarray], share: float) -> list[int]:
     return sorted(order[:n_keep].tolist())
 
 
+def most_occupied(labelings: list[np.ndarray]) -> list[int]:
+    """Indices (ascending) of the labellings that left the fewest clusters empty.
+
+    A member of an ensemble that emptied a cluster has merged two domains that others kept
+    apart. The labellings with the most non-empty clusters are kept, at least two: when
+    only one has the most, the next is the one with the next most that agrees best with
+    the others (summed ARI; ties to the earliest).
+    """
+    m = len(labelings)
+    if m <= 2:
+        return list(range(m))
+    occupied = np.array([np.unique(np.asarray(labels)).size for labels in labelings])
+    best = np.flatnonzero(occupied == occupied.max())
+    if best.size >= 2:
+        return best.tolist()
+    order = np.lexsort((np.arange(m), -agreement_scores(labelings), -occupied))
+    return sorted(order[:2].tolist())
+
+
 def aligned_mean(probas: list[np.ndarray], reference: int | str = "medoid") -> np.ndarray:
     """Average soft assignments after matching every one's clusters to a reference's.
 

@@ -29,7 +29,7 @@ from .. import nn as snn
 from .._utils import ScdeepclustInputError
 from ..pp import row_normalized
 from ..pp._chunked import FIT_OBS, fit_subsample
-from ._consensus import aligned_mean, medoid_index, most_agreeing
+from ._consensus import aligned_mean, medoid_index, most_agreeing, most_occupied
 from ._context import forked_rng, seed_torch
 from ._ensemble_size import budgeted_count, ensemble_size
 from ._inputs import ModelInputs
@@ -231,11 +231,15 @@ class Clustering:
 MEMBER_SEED_STEP = 1000
 
 
-def consensus_of(results: list[Clustering], share: float = 1.0) -> Clustering:
+def consensus_of(
+    results: list[Clustering], share: float = 1.0, drop_merged: bool = False
+) -> Clustering:
     """One clustering from several members' clusterings of the same k.
 
-    The consensus is formed by the ``share`` of the members whose labels agree best with
-    the others' (:func:`most_agreeing`; 1 keeps all). Its reference is the kept member that
+    With ``drop_merged`` only the members that left the fewest clusters empty are
+    candidates (:func:`most_occupied`). The consensus is formed by the ``share`` of the
+    candidates whose labels agree best with the other candidates' (:func:`most_agreeing`;
+    1 keeps all). Its reference is the kept member that
     agrees best with the other kept ones (:func:`medoid_index`); their soft assignments are
     averaged after matching every one's clusters to it (:func:`aligned_mean`) and the
     labels are the mean's argmax. The latent space and history are the reference's
@@ -243,7 +247,11 @@ def consensus_of(results: list[Clustering], share: float = 1.0) -> Clustering:
     members were kept); the ensemble has converged when every member has; collapse events
     keep their member.
     """
-    kept = most_agreeing([r.labels for r in results], share)
+    candidates = (
+        most_occupied([r.labels for r in results]) if drop_merged else list(range(len(results)))
+    )
+    chosen = most_agreeing([results[i].labels for i in candidates], share)
+    kept = [candidates[i] for i in chosen]
     ref = kept[medoid_index([results[i].labels for i in kept])]
     proba = aligned_mean([results[i].proba for i in kept], reference=kept.index(ref))
     events = [{**event, "member": i} for i, r in enumerate(results) for event in r.collapse_events]
@@ -557,8 +565,12 @@ class SpatialDEC:
             list(zip(self.members_, seeds)),
             f"cluster members (k={n_clusters})",
         )
-        share = self.refine.consensus_share
-        result = results[0] if len(results) == 1 else consensus_of(results, share)
+        refine = self.refine
+        result = (
+            results[0]
+            if len(results) == 1
+            else consensus_of(results, refine.consensus_share, refine.consensus_drop_merged)
+        )
         result.n_clusters_source = source
         if self.postprocess is not None:
             result = self.postprocess(result, self.inputs_)
