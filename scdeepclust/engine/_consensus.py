@@ -61,8 +61,8 @@ def most_occupied(labelings: list[np.ndarray]) -> list[int]:
 
     A member of an ensemble that emptied a cluster has merged two domains that others kept
     apart. The labellings with the most non-empty clusters are kept, at least two: when
-    only one has the most, the next is the one with the next most that agrees best with
-    the others (summed ARI; ties to the earliest).
+    only one has the most, it is joined by the labelling with the next most that agrees
+    best with the others (summed ARI; ties to the earliest). Two or fewer are all kept.
     """
     m = len(labelings)
     if m <= 2:

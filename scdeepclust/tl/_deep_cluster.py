@@ -57,8 +57,9 @@ def deep_cluster(
     the spatial graph (BANKSY-style, weight ``features.lam``) when ``features.spatial``,
     with the graph's edges across the local direction of expression change down-weighted
     (``features.anisotropy``, so the averages follow layers);
-    (2) autoencoder pretraining (half the members denoising: ``train.input_noise``); (3) initial clusters on the latent (tied GMM or KMeans,
-    the best of ``refine.init_restarts`` fits);
+    (2) autoencoder pretraining (half the members denoising: ``train.input_noise``);
+    (3) initial clusters on the latent (tied GMM or KMeans, the best of
+    ``refine.init_restarts`` fits);
     (4) DEC refinement of encoder and Student-t centroids (Mahalanobis distances under the
     initial clusters' shared covariance by default, ``refine.metric``) on KL(P || Q) +
     ``refine.gamma`` x reconstruction, where the soft assignment Q is averaged over spatial
@@ -112,8 +113,7 @@ def deep_cluster(
         ``consensus_share`` (the share of the candidate members that agree best with
         the others forms the consensus; default 1.0, all), ``consensus_drop_merged``
         (default True: only the members that left no more clusters empty than the others
-        are candidates), ``choose_k``, ``k_range``,
-        ``leiden_resolution``,
+        are candidates), ``choose_k``, ``k_range``, ``leiden_resolution``,
         ``vote_window`` (``"auto"``, a number of neighbours, or 0 for no spatial vote).
     batch_key
         ``obs`` column of samples: per-sample gene scaling, graphs within samples.
