@@ -67,8 +67,8 @@ def deep_cluster(
     change between epochs; steps 2-4 run for every member of an ensemble
     (``model.n_members``), and the members that left no more clusters empty than the
     others (``refine.consensus_drop_merged``; a member that empties a cluster merged two
-    domains) form one soft assignment; (5) a spatial vote: each spot's soft assignment is averaged with
-    those of its nearest spots (one in 200 of its sample, at most 50;
+    domains) form one soft assignment; (5) a spatial vote: each spot's soft assignment is
+    averaged with those of its nearest spots (one in 200 of its sample, at most 50;
     ``refine.vote_window``), which cleans up isolated labels in single-cell data (osmFISH
     ARI .767 vs .727 over eight seeds, other tissues within +-.005). No step reads any
     label. Degenerate solutions (empty or
