@@ -201,6 +201,11 @@ def to_markdown(table: pd.DataFrame, refused: list[dict], device: str) -> str:
             "classifier's, 0.615 after 30 steps, against 0.718 for the transfer itself "
             "(balanced accuracy 0.867 vs 0.874 at best): the query's own clusters move the "
             "layer boundaries away from the annotation; not added.",
+            "- Gaussian noise on the classifier's training inputs (session 17, scratch, seeds "
+            "0-2 of both directions; the noise that helps `deep_cluster`'s pretraining on "
+            "DLPFC): 0.5 x each feature's sd, mean ARI 0.715 (151673->151674 0.756, "
+            "151674->151673 0.674) and 1.0 x, 0.702 (0.746, 0.658), against 0.718 (0.755, "
+            "0.682) without; balanced accuracy 0.871 / 0.874 vs 0.874. Not added.",
             "",
             "## Slices without gene names (151507, 151508, 151669)",
             "",

@@ -1,14 +1,17 @@
 """Consensus of several members' soft assignments (engine._consensus)."""
 
 import numpy as np
+from sklearn.metrics import adjusted_rand_score
 
 from scdeepclust.engine import (
+    agreement_matrix,
     aligned_mean,
     match_clusters,
     medoid_index,
     most_agreeing,
     most_occupied,
 )
+from scdeepclust.engine._consensus import agreement_scores
 
 
 def one_hot(labels, k, confidence=0.9):
@@ -72,3 +75,38 @@ def test_most_occupied_keeps_the_members_that_emptied_fewest_clusters():
     near[:5] = 1
     assert most_occupied([near, merged, base]) == [1, 2]
     assert most_occupied([merged, base]) == [0, 1]  # two or fewer: all
+
+
+def _noisy_labelings(m=7, n=300, k=5, seed=0):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    out = []
+    for i in range(m):
+        labels = truth.copy()
+        flip = rng.random(n) < 0.05 + 0.05 * i
+        labels[flip] = rng.integers(0, k, flip.sum())
+        out.append(labels)
+    return out
+
+
+def test_agreement_matrix_holds_the_pairwise_ari():
+    labelings = _noisy_labelings()
+    matrix = agreement_matrix(labelings)
+    assert matrix.shape == (7, 7)
+    assert np.allclose(matrix, matrix.T) and np.all(np.diag(matrix) == 0)
+    assert matrix[1, 4] == adjusted_rand_score(labelings[1], labelings[4])
+
+
+def test_a_precomputed_agreement_gives_the_same_choices_bit_for_bit():
+    labelings = _noisy_labelings()
+    matrix = agreement_matrix(labelings)
+    subset = [0, 2, 3, 6]
+    sub = [labelings[i] for i in subset]
+    # a subset's scores from the full matrix equal those computed afresh, exactly
+    assert np.array_equal(
+        agreement_scores(sub, matrix[np.ix_(subset, subset)]), agreement_scores(sub)
+    )
+    assert most_agreeing(labelings, 0.5, matrix) == most_agreeing(labelings, 0.5)
+    assert medoid_index(labelings, matrix) == medoid_index(labelings) == 0
+    merged = [labels if i else np.minimum(labels, 3) for i, labels in enumerate(labelings)]
+    assert most_occupied(merged, agreement_matrix(merged)) == most_occupied(merged)

@@ -814,6 +814,35 @@ NOTES = """## What was tried, what was chosen, what did not help
   `consensus_share=1.0`, `consensus_drop_merged=True`). The cost is the seed spread: sd
   <= .02 on 4 sections of 12 against 8 (151669 .069: its runs lie between .50 and .69,
   151674 .049, osmFISH .026, HER2ST C1 .044).
+- **Session 17: more, shorter-trained members; all members denoising; k on the members'
+  latents (package, none adopted).**
+  - Sixteen members pretrained for 50 epochs each instead of eight for 100
+    (`deep:m16_e50`, `model={"n_members": 16}`, `train={"epochs": 50}`: the same
+    pretraining cost), on the Visium slices and osmFISH, seeds 0-7. Offline, pooling the
+    saved members of two seeds (16 members of 100 epochs, four replicates) had kept DLPFC
+    (.595 vs .596), lifted osmFISH (.787 vs .763) and brought the seed sd within .02 on 9
+    sections of 12. Shorter training does not keep that: DLPFC .583 against .596 (151507
+    .565 / sd .021, 151508 .523 / .006, 151669 .639 / .053, 151673 .619 / .014, 151674
+    .569 / .050 against .553, .521, .622, .635, .649), osmFISH .772 (sd .017) against
+    .763 (.026). 151674 loses .08 and its spread stays; 3-5 s slower a Visium slice (the
+    clustering of twice as many members). Training sixteen members of 100 epochs would
+    take a Visium slice past 30 s: a prototype of the members as one batched network
+    (weights `M x in x out`, `baddbmm`, batch norm over `M x C` channels) ran a training
+    step of 8 / 16 members only 1.3 / 1.8 times faster than as many single steps on one
+    core, not enough to pay for it. Not pursued.
+  - Every member denoising (`deep:noise05_dropmerged`, `input_noise` 0.5 for all, the
+    shipped consensus; seeds 0-2): DLPFC .611 against .608 (151673 .666 vs .634, 151674
+    .650 vs .675), BaristaSeq .675 vs .699, STARmap .894 vs .902, HER2ST .376 vs .378,
+    osmFISH .770 vs .765; mean of family means .665 against .670. The mixed ensemble
+    stays (seeds 3-7 not run).
+  - `n_clusters=None` by CellCharter's criterion across the eight members' pretrained
+    latents (one tied GMM per member and k = 2..16; the stability of k is the mean
+    Fowlkes-Mallows similarity between one member's clustering at k and every other
+    member's at k +- 1; session 6 had tried it on five members of older defaults), seeds
+    0-2, scratch: 151507 6, 6, 6; 151508 6, 6, 6; 151669 3, 3, 3 (true 5); 151673 4
+    (seed 0, true 7), against the features' 6, 6, 6; 3, 6, 6; 3, 3, 3; 11. The
+    agreement among members at the same k: 151669 8, 3, 3; 151673 4. Stopped after ten
+    runs: neither can reach 4 DLPFC slices of 5.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq

@@ -18,6 +18,7 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 
 from ._choose_k import StabilityK
 from ._consensus import (
+    agreement_matrix,
     aligned_mean,
     match_clusters,
     medoid_index,
@@ -70,6 +71,7 @@ __all__ = [
     "StabilityK",
     "TiedGaussianMixture",
     "REG_COVAR",
+    "agreement_matrix",
     "aligned_mean",
     "balance_components",
     "medoid_index",

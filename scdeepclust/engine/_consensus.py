@@ -21,48 +21,71 @@ def match_clusters(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -
     return perm
 
 
-def agreement_scores(labelings: list[np.ndarray]) -> np.ndarray:
-    """Each labelling's summed ARI with all the others."""
+def agreement_matrix(labelings: list[np.ndarray]) -> np.ndarray:
+    """The ARI of every pair of labellings (``m x m``, symmetric, zero diagonal).
+
+    Computed once, it serves every choice among the same labellings: pass it (or its rows
+    and columns of a subset) as ``agreement=`` to the functions below.
+    """
     m = len(labelings)
-    agreement = np.zeros(m)
+    matrix = np.zeros((m, m))
     for i in range(m):
         for j in range(i + 1, m):
-            score = adjusted_rand_score(labelings[i], labelings[j])
-            agreement[i] += score
-            agreement[j] += score
-    return agreement
+            matrix[i, j] = matrix[j, i] = adjusted_rand_score(labelings[i], labelings[j])
+    return matrix
 
 
-def medoid_index(labelings: list[np.ndarray]) -> int:
+def agreement_scores(
+    labelings: list[np.ndarray], agreement: np.ndarray | None = None
+) -> np.ndarray:
+    """Each labelling's summed ARI with all the others.
+
+    ``agreement``: their :func:`agreement_matrix`, when already computed. The sums run over
+    the others in index order (a cumulative sum), so a subset's scores from the full
+    matrix's rows and columns equal those computed from the subset's labellings.
+    """
+    if agreement is None:
+        agreement = agreement_matrix(labelings)
+    if len(agreement) == 0:
+        return np.zeros(0)
+    return np.cumsum(agreement, axis=1)[:, -1]
+
+
+def medoid_index(labelings: list[np.ndarray], agreement: np.ndarray | None = None) -> int:
     """Index of the labelling that agrees best with the others (highest summed ARI).
 
     Ties go to the earliest labelling; with fewer than three labellings it is 0.
+    ``agreement``: their :func:`agreement_matrix`, when already computed.
     """
-    return int(agreement_scores(labelings).argmax()) if len(labelings) > 2 else 0
+    return int(agreement_scores(labelings, agreement).argmax()) if len(labelings) > 2 else 0
 
 
-def most_agreeing(labelings: list[np.ndarray], share: float) -> list[int]:
+def most_agreeing(
+    labelings: list[np.ndarray], share: float, agreement: np.ndarray | None = None
+) -> list[int]:
     """Indices (ascending) of the ``share`` of the labellings that agree best with the others.
 
     Keeps ``round(share x m)`` labellings, at least two (all when there are fewer), ranked by
     their summed ARI with all the others (ties to the earliest): an ensemble's members
     that found a partition unlike the rest's are left out of its consensus.
+    ``agreement``: their :func:`agreement_matrix`, when already computed.
     """
     m = len(labelings)
     n_keep = min(max(int(round(share * m)), 2), m)
     if n_keep == m:
         return list(range(m))
-    order = np.argsort(-agreement_scores(labelings), kind="stable")
+    order = np.argsort(-agreement_scores(labelings, agreement), kind="stable")
     return sorted(order[:n_keep].tolist())
 
 
-def most_occupied(labelings: list[np.ndarray]) -> list[int]:
+def most_occupied(labelings: list[np.ndarray], agreement: np.ndarray | None = None) -> list[int]:
     """Indices (ascending) of the labellings that left the fewest clusters empty.
 
     A member of an ensemble that emptied a cluster has merged two domains that others kept
     apart. The labellings with the most non-empty clusters are kept, at least two: when
     only one has the most, it is joined by the labelling with the next most that agrees
     best with the others (summed ARI; ties to the earliest). Two or fewer are all kept.
+    ``agreement``: their :func:`agreement_matrix`, when already computed.
     """
     m = len(labelings)
     if m <= 2:
@@ -71,7 +94,7 @@ def most_occupied(labelings: list[np.ndarray]) -> list[int]:
     best = np.flatnonzero(occupied == occupied.max())
     if best.size >= 2:
         return best.tolist()
-    order = np.lexsort((np.arange(m), -agreement_scores(labelings), -occupied))
+    order = np.lexsort((np.arange(m), -agreement_scores(labelings, agreement), -occupied))
     return sorted(order[:2].tolist())
 
 

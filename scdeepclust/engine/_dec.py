@@ -29,7 +29,13 @@ from .. import nn as snn
 from .._utils import ScdeepclustInputError
 from ..pp import row_normalized
 from ..pp._chunked import FIT_OBS, fit_subsample
-from ._consensus import aligned_mean, medoid_index, most_agreeing, most_occupied
+from ._consensus import (
+    agreement_matrix,
+    aligned_mean,
+    medoid_index,
+    most_agreeing,
+    most_occupied,
+)
 from ._context import forked_rng, seed_torch
 from ._ensemble_size import budgeted_count, ensemble_size
 from ._inputs import ModelInputs
@@ -247,12 +253,14 @@ def consensus_of(
     members were kept); the ensemble has converged when every member has; collapse events
     keep their member.
     """
-    candidates = (
-        most_occupied([r.labels for r in results]) if drop_merged else list(range(len(results)))
+    labels = [r.labels for r in results]
+    agreement = agreement_matrix(labels)  # the pairwise ARIs, once for the three choices
+    candidates = most_occupied(labels, agreement) if drop_merged else list(range(len(results)))
+    chosen = most_agreeing(
+        [labels[i] for i in candidates], share, agreement[np.ix_(candidates, candidates)]
     )
-    chosen = most_agreeing([results[i].labels for i in candidates], share)
     kept = [candidates[i] for i in chosen]
-    ref = kept[medoid_index([results[i].labels for i in kept])]
+    ref = kept[medoid_index([labels[i] for i in kept], agreement[np.ix_(kept, kept)])]
     proba = aligned_mean([results[i].proba for i in kept], reference=kept.index(ref))
     events = [{**event, "member": i} for i, r in enumerate(results) for event in r.collapse_events]
     history = {
