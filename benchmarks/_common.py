@@ -90,11 +90,10 @@ class TreeMemory:
         start = time.perf_counter()
         while True:
             self.peak_kb = max(self.peak_kb, sum(map(_pss_kb, _process_tree(os.getpid()))))
-            # Reading PSS walks page tables (about 30 ms a process of 1 GB): every 0.5 s it
-            # took 2-3 s of a 20 s run on 2 cores from the run it measures. The interval
-            # grows with the run (0.5 s at the start, 2 s from 15 s on): short runs are
-            # sampled as before, long ones at a quarter of the cost (151673: the same
-            # peak, 894 MB, at 0.5 s and 2 s).
+            # Reading PSS walks page tables (about 30 ms a process of 1 GB). Every 0.5 s it
+            # slowed the run it measures: 151508 took 30.0 / 26.6 s so sampled, 26.5 /
+            # 23.8 s unsampled (paired runs, session 17). The interval now grows with the
+            # run (0.5 s at the start, 2 s from 15 s on): 27.3 / 23.6 s, the same peak.
             if self._stop.wait(min(2.0, 0.5 + (time.perf_counter() - start) / 10)):
                 return
 
