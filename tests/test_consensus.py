@@ -1,6 +1,7 @@
 """Consensus of several members' soft assignments (engine._consensus)."""
 
 import numpy as np
+import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from scdeepclust.engine import (
@@ -110,3 +111,9 @@ def test_a_precomputed_agreement_gives_the_same_choices_bit_for_bit():
     assert medoid_index(labelings, matrix) == medoid_index(labelings) == 0
     merged = [labels if i else np.minimum(labels, 3) for i, labels in enumerate(labelings)]
     assert most_occupied(merged, agreement_matrix(merged)) == most_occupied(merged)
+
+
+def test_an_agreement_of_the_wrong_shape_is_refused():
+    labelings = _noisy_labelings(m=4)
+    with pytest.raises(ValueError, match="4 x 4 agreement_matrix of the 4 labellings"):
+        most_agreeing(labelings, 0.5, agreement_matrix(labelings[:3]))

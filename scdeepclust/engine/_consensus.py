@@ -44,9 +44,15 @@ def agreement_scores(
     the others in index order (a cumulative sum), so a subset's scores from the full
     matrix's rows and columns equal those computed from the subset's labellings.
     """
+    m = len(labelings)
     if agreement is None:
         agreement = agreement_matrix(labelings)
-    if len(agreement) == 0:
+    elif np.shape(agreement) != (m, m):
+        raise ValueError(
+            f"agreement must be the {m} x {m} agreement_matrix of the {m} labellings, "
+            f"got shape {np.shape(agreement)}."
+        )
+    if m == 0:
         return np.zeros(0)
     return np.cumsum(agreement, axis=1)[:, -1]
 
