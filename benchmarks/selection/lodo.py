@@ -814,7 +814,7 @@ NOTES = """## What was tried, what was chosen, what did not help
   `consensus_share=1.0`, `consensus_drop_merged=True`). The cost is the seed spread: sd
   <= .02 on 4 sections of 12 against 8 (151669 .069: its runs lie between .50 and .69,
   151674 .049, osmFISH .026, HER2ST C1 .044).
-- **Session 17: more, shorter-trained members; all members denoising; k on the members'
+- **Session 17: more, shorter-trained members; more denoising; k on the members'
   latents (package, none adopted).**
   - Sixteen members pretrained for 50 epochs each instead of eight for 100
     (`deep:m16_e50`, `model={"n_members": 16}`, `train={"epochs": 50}`: the same
@@ -843,6 +843,13 @@ NOTES = """## What was tried, what was chosen, what did not help
     (seed 0, true 7), against the features' 6, 6, 6; 3, 6, 6; 3, 3, 3; 11. The
     agreement among members at the same k: 151669 8, 3, 3; 151673 4. Stopped after ten
     runs: neither can reach 4 DLPFC slices of 5.
+  - A stronger noise on the noisy half (`deep:mix075_dropmerged`, `input_noise`
+    `[0.0, 0.75]`, seeds 0-2 on every section): DLPFC .608 (the default's), BaristaSeq
+    .698, HER2ST .380, STARmap .898, osmFISH .727 (one seed at .648); mean of family
+    means .662 against .670, with the seed sd within .02 on 7 sections of 12 against 4
+    (151669 .009). Seeds 3-7 on 151669, 151674 and osmFISH undo that: over eight seeds
+    151669 .645 (sd .061) vs .622 (.069), 151674 .623 (.059) vs .649 (.049), osmFISH
+    .741 (.043) vs .763 (.026). Three seeds overstated it again; not adopted.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
