@@ -824,9 +824,10 @@ NOTES = """## What was tried, what was chosen, what did not help
     sections of 12. Shorter training does not keep that: DLPFC .583 against .596 (151507
     .565 / sd .021, 151508 .523 / .006, 151669 .639 / .053, 151673 .619 / .014, 151674
     .569 / .050 against .553, .521, .622, .635, .649), osmFISH .772 (sd .017) against
-    .763 (.026). 151674 loses .08 and its spread stays; 3-5 s slower a Visium slice (the
-    clustering of twice as many members). Training sixteen members of 100 epochs would
-    take a Visium slice past 30 s: a prototype of the members as one batched network
+    .763 (.026). 151674 loses .08 and its spread stays. Its Visium runs took 20.8-24.5 s
+    (means of three), within the spread of eight-member runs of the same session
+    (17.6-25.7 s): twice as many members to cluster, half the epochs each. Training
+    sixteen members of 100 epochs would take a Visium slice past 30 s: a prototype of the members as one batched network
     (weights `M x in x out`, `baddbmm`, batch norm over `M x C` channels) ran a training
     step of 8 / 16 members only 1.3 / 1.8 times faster than as many single steps on one
     core, not enough to pay for it. Not pursued.
