@@ -399,3 +399,19 @@ def test_consensus_drop_merged_forms_it_from_the_members_that_kept_every_domain(
     assert engine.RefineOptions(consensus_drop_merged=True).consensus_drop_merged
     with pytest.raises(ScdeepclustInputError, match="consensus_drop_merged must be True or False"):
         engine.RefineOptions(consensus_drop_merged="yes")
+
+
+@pytest.mark.parametrize(
+    ("group", "name"),
+    [
+        ("FeatureOptions", "spatial"),
+        ("RefineOptions", "smooth_assignments"),
+        ("RefineOptions", "anneal"),
+    ],
+)
+def test_switch_options_must_be_booleans(group, name):
+    options = getattr(engine, group)
+    assert getattr(options(**{name: np.bool_(False)}), name) == np.bool_(False)
+    for value in ("no", 0, 1.0, None):
+        with pytest.raises(ScdeepclustInputError, match=f"{name} must be True or False"):
+            options(**{name: value})

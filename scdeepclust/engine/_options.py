@@ -30,6 +30,7 @@ PcaFit = Literal["reference", "joint"]
 GeneSelection = Literal["variance", "seurat"]
 Normalization = Literal["log", "pearson", "log+pearson"]
 HopWeighting = Literal["equal", "linear"]
+Adaptation = Literal["none", "batchnorm", "entropy"]
 
 # constraint name -> (test, phrase for the error)
 _CHECKS = {
@@ -166,7 +167,7 @@ class FeatureOptions(Options):
 
     group: typing.ClassVar[str] = "features"
 
-    spatial: bool = True
+    spatial: bool = _opt(True, "bool")
     n_top_genes: int = _opt(2000, "int>=1")
     gene_selection: GeneSelection = _opt("variance", label="gene_selection")
     target_sum: float | None = _opt(1e4, "None|>0")
@@ -321,8 +322,8 @@ class RefineOptions(Options):
     epochs: int = _opt(30, "int>=1")
     tol: float = _opt(1e-3, ">=0")
     gamma: float = _opt(1.0, ">=0")
-    smooth_assignments: bool = True
-    anneal: bool = True
+    smooth_assignments: bool = _opt(True, "bool")
+    anneal: bool = _opt(True, "bool")
     target_balance: float = _opt(0.0, "[0,1]")
     alpha: float = _opt(0.5, ">0")
     consensus_share: float = _opt(0.5, "(0,1]")
@@ -377,6 +378,18 @@ class ClassifierOptions(Options):
         Cross-entropy label smoothing.
     n_models
         Classifiers in the ensemble (seeds ``random_state + i``).
+    adapt
+        Test-time adaptation of every classifier to the query before it predicts, without
+        query labels (:mod:`scdeepclust.nn.adaptation`): ``"none"``; ``"batchnorm"``, the
+        batch-norm statistics recomputed on the query (AdaBN); ``"entropy"`` (the
+        default), that and then training the batch-norm scales and shifts for
+        ``adapt_steps`` Adam steps to lower the entropy of the query's
+        predictions (after Tent). The reference-trained classifiers are kept; each query
+        gets adapted copies.
+    adapt_steps
+        Optimiser steps (mini-batches of 256 query rows) of entropy minimisation with
+        ``adapt="entropy"``; a number of steps, so the adaptation does not grow with the
+        size of the query.
     """
 
     group: typing.ClassVar[str] = "model"
@@ -386,6 +399,8 @@ class ClassifierOptions(Options):
     input_dropout: float = _opt(0.1, "[0,1)")
     label_smoothing: float = _opt(0.1, "[0,1)")
     n_models: int = _opt(3, "int>=1")
+    adapt: Adaptation = "entropy"
+    adapt_steps: int = _opt(500, "int>=0")
 
 
 #: Training defaults of ``label_transfer`` (the classifier trains shorter, smaller batches).

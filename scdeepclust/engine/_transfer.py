@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -73,8 +75,10 @@ def slice_features(
 class TransferEnsemble:
     """An ensemble of MLP classifiers trained on annotated features (arrays in and out).
 
-    Member ``i`` is seeded with ``random_state + i``; the query's class probabilities are
-    the members' average, optionally smoothed over the query's spatial graph.
+    Member ``i`` is seeded with ``random_state + i``. Before predicting, each member is
+    adapted to the query as ``model.adapt`` says (a copy; the trained members are kept);
+    the query's class probabilities are the members' average, optionally smoothed over the
+    query's spatial graph.
 
     Parameters
     ----------
@@ -99,6 +103,9 @@ class TransferEnsemble:
         Their :class:`scdeepclust.nn.ClassifierResult` (history, best epoch, split sizes).
     scale_
         The feature scale used (the first feature column's standard deviation in training).
+    adaptation_
+        Per member, the mean prediction entropy of each adaptation epoch on the last query
+        (empty lists without entropy minimisation).
     """
 
     def __init__(
@@ -155,10 +162,31 @@ class TransferEnsemble:
         """
         x = snn.to_device_tensor(np.asarray(X) / self.scale_, self.device_)
         probas, hiddens = [], []
-        for member in self.members_:
+        adapted = self._adapted(x)
+        for member in adapted:
             p, h = snn.classify(member, x)
             probas.append(p.cpu().numpy())
             hiddens.append(h.cpu().numpy())
         proba = np.mean(probas, axis=0, dtype=np.float64)
         proba = smooth_proba(proba, graph, self.smooth if graph is not None else 0)
         return proba, np.hstack(hiddens).astype(np.float32)
+
+    def _adapted(self, x: torch.Tensor) -> list[torch.nn.Module]:
+        """The members adapted to the query ``x`` (copies), as ``model.adapt`` says."""
+        self.adaptation_ = [[] for _ in self.members_]
+        if self.model.adapt == "none":
+            return self.members_
+        adapted = []
+        with forked_rng():
+            for i, member in enumerate(self.members_):
+                copy = snn.adapt_batchnorm(deepcopy(member), x)
+                if self.model.adapt == "entropy":
+                    self.adaptation_[i] = snn.minimize_entropy(
+                        copy,
+                        x,
+                        steps=self.model.adapt_steps,
+                        generator=seed_torch(self.random_state + i),
+                        verbose=self.verbose,
+                    )
+                adapted.append(copy)
+        return adapted

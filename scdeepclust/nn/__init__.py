@@ -1,5 +1,6 @@
 """Torch building blocks (no AnnData here): modules, losses and training loops."""
 
+from .adaptation import adapt_batchnorm, minimize_entropy, prediction_entropy
 from .classifier import (
     ClassifierConfig,
     ClassifierResult,
@@ -51,4 +52,7 @@ __all__ = [
     "ClassifierResult",
     "train_classifier",
     "classify",
+    "adapt_batchnorm",
+    "minimize_entropy",
+    "prediction_entropy",
 ]

@@ -163,8 +163,13 @@ def label_transfer(
     6. ``n_models`` classifiers (:class:`scdeepclust.nn.MLPClassifier`, seeds
        ``random_state + i``) are trained with Adam, class-balanced label-smoothed
        cross-entropy, dropout and early stopping on a held-out 10% of the annotated
-       reference spots; their query probabilities are averaged;
-    7. with ``smooth > 0`` the query's probabilities are averaged ``smooth`` times over
+       reference spots;
+    7. each classifier is adapted to the query without its labels (``model.adapt``,
+       :mod:`scdeepclust.nn.adaptation`): its batch-norm statistics are recomputed on the
+       query, then its batch-norm scales and shifts are trained to make the query's
+       predictions confident (lower entropy). The query probabilities of the adapted
+       classifiers are averaged;
+    8. with ``smooth > 0`` the query's probabilities are averaged ``smooth`` times over
        each spot and its spatial neighbours before taking the most likely class.
 
     Only classes annotated in the reference can be predicted: a query domain absent from
@@ -198,8 +203,10 @@ def label_transfer(
         raise a :class:`ScdeepclustInputError`).
     model
         :class:`~scdeepclust.engine.ClassifierOptions` or a dict: ``hidden``, ``dropout``,
-        ``input_dropout``, ``label_smoothing`` and ``n_models`` (classifiers in the
-        ensemble: more, less run-to-run variance, longer training).
+        ``input_dropout``, ``label_smoothing``, ``n_models`` (classifiers in the
+        ensemble: more, less run-to-run variance, longer training), ``adapt``
+        (``"entropy"``, ``"batchnorm"`` or ``"none"``: the adaptation to the query) and
+        ``adapt_steps``.
     train
         :class:`~scdeepclust.engine.TrainOptions` or a dict (defaults ``epochs=100``,
         ``batch_size=128``, ``lr=1e-3``); stops early when the held-out loss stops improving.
@@ -236,7 +243,8 @@ def label_transfer(
     - ``uns[key_added]``: ``classes``, ``params``, ``history`` (per model: training and
       held-out reference losses/accuracies per epoch), ``best_epoch``,
       ``validation_balanced_accuracy`` (on held-out reference spots; optimistic, as they
-      neighbour training spots), ``n_shared_genes``, ``gene_matching`` (``"name"`` or
+      neighbour training spots), ``adaptation_entropy`` (per model: the mean prediction
+      entropy on the query in each adaptation pass over it), ``n_shared_genes``, ``gene_matching`` (``"name"`` or
       ``"position"``), ``n_train_spots``, ``seconds`` and ``device``.
 
     Examples
@@ -304,6 +312,10 @@ def label_transfer(
         n_shared_genes=int(len(genes)),
         gene_matching=matching,
         **_training_summary(ensemble.results_),
+        adaptation_entropy={
+            f"model_{i}": np.asarray(h, dtype=np.float64)
+            for i, h in enumerate(ensemble.adaptation_)
+        },
     )
     query = query.copy() if copy else query
     added = write_result(
