@@ -104,7 +104,7 @@ class TransferEnsemble:
     scale_
         The feature scale used (the first feature column's standard deviation in training).
     adaptation_
-        Per member, the mean prediction entropy of each adaptation epoch on the last query
+        Per member, the mean prediction entropy of each adaptation pass over the last query
         (empty lists without entropy minimisation).
     """
 
