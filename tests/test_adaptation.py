@@ -150,3 +150,27 @@ def test_label_transfer_records_the_adaptation(fast):
     plain = sdc.tl.label_transfer(ref, query, copy=True, random_state=0, **none)
     assert len(plain.uns["transferred"]["adaptation_entropy"]["model_0"]) == 0
     assert not np.array_equal(plain.obsm["transferred_proba"], out.obsm["transferred_proba"])
+
+
+def test_denoising_pretraining_can_recompute_clean_statistics():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 5, generator=gen) * torch.tensor([3.0, 1.0, 1.0, 0.5, 0.2])
+    stats = {}
+    for clean in (False, True):
+        model = sdc.nn.Autoencoder(5, hidden=(16,), n_latent=2)
+        config = sdc.nn.TrainConfig(
+            epochs=3, input_noise=1.0, clean_batchnorm=clean, verbose=False
+        )
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            sdc.nn.pretrain(model, x, None, config, torch.Generator().manual_seed(1))
+        layer = sdc.nn.adaptation.batchnorm_layers(model)[0]
+        with torch.no_grad():
+            seen = model.encoder[0](x)  # what the first batch-norm layer sees for clean rows
+        stats[clean] = (layer.running_var.clone(), seen.var(dim=0, unbiased=True))
+    recomputed, clean_var = stats[True]
+    assert torch.allclose(recomputed, clean_var, rtol=1e-4, atol=1e-5)
+    noisy, clean_var_before = stats[False]
+    assert (noisy > clean_var_before).float().mean() > 0.9  # collected on noisy inputs
+    with pytest.raises(ScdeepclustInputError, match="clean_batchnorm must be True or False"):
+        sdc.engine.TrainOptions(clean_batchnorm=1)

@@ -866,6 +866,11 @@ NOTES = """## What was tried, what was chosen, what did not help
   is logged, not shipped: on DLPFC the middle of the range meets seven layers. The ARI
   at its k was not measured. Calinski-Harabasz, Davies-Bouldin and the silhouette pick
   2-4 on nearly every section (DLPFC 0-1 of 5 within +-1).
+  Counting the clusters DEC keeps when every pretrained member is refined at a large k
+  (the unbalanced target lets clusters empty; package members, seed 0): 151673 (true 7)
+  keeps 8-10 of 10 and 11-15 of 16 clusters holding at least 1% of the spots, 151669
+  (true 5) 9-10 of 10 and 14-16 of 16. DEC empties few clusters on DLPFC, so the count
+  follows the k asked for; stopped after two sections.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq

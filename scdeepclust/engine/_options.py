@@ -232,6 +232,10 @@ class TrainOptions(Options):
         members their levels in turn (member ``i`` takes ``input_noise[i % len]``; a single
         autoencoder the first); 0 adds none. ``deep_cluster`` trains half its members
         clean and half at 0.5, ``(0.0, 0.5)`` (see :data:`CLUSTER_DEFAULTS`).
+    clean_batchnorm
+        After denoising pretraining, recompute the batch-norm statistics on the clean
+        features (they were collected on noisy ones, while the latent is encoded from clean
+        features). Autoencoders that reconstruct counts keep theirs.
     """
 
     group: typing.ClassVar[str] = "train"
@@ -240,6 +244,7 @@ class TrainOptions(Options):
     batch_size: int = _opt(256, "int>=2")
     lr: float = _opt(1e-3, ">0")
     input_noise: float | tuple[float, ...] = _opt(0.0, "levels>=0")
+    clean_batchnorm: bool = _opt(False, "bool")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ def train_config(train: TrainOptions, *, verbose: bool, member: int = 0) -> snn.
         batch_size=train.batch_size,
         lr=train.lr,
         input_noise=member_noise(train, member),
+        clean_batchnorm=train.clean_batchnorm,
         verbose=verbose,
     )
 

@@ -14,6 +14,8 @@ A classifier trained on one slice meets another whose features are shifted a lit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -27,7 +29,12 @@ def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def adapt_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = 4096) -> nn.Module:
+def adapt_batchnorm(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    batch_size: int = 4096,
+    forward: Callable[[torch.Tensor], object] | None = None,
+) -> nn.Module:
     """Replace the running statistics of every batch-norm layer by those of ``inputs``.
 
     The model is changed in place (pass a copy to keep the original) and left in
@@ -42,6 +49,9 @@ def adapt_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = 40
         ``n x n_input`` float tensor on the model's device (the query).
     batch_size
         Rows per forward pass; the statistics are averaged over the passes.
+    forward
+        How a batch of rows passes through the model (default ``model(rows)``), e.g.
+        ``lambda rows: model.loss(rows, rows)`` for an autoencoder.
     """
     layers = batchnorm_layers(model)
     model.eval()
@@ -55,7 +65,7 @@ def adapt_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = 40
     for start in range(0, inputs.shape[0], batch_size):
         batch = inputs[start : start + batch_size]
         if batch.shape[0] >= 2:  # batch norm needs two rows in training mode
-            model(batch)
+            (forward or model)(batch)
     for layer, momentum in zip(layers, momenta):
         layer.momentum = momentum
     model.eval()

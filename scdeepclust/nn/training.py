@@ -90,6 +90,10 @@ class TrainConfig:
         Pretraining only: Gaussian noise added to each mini-batch of the inputs, as a
         fraction of each column's standard deviation (dense inputs); the model's loss
         compares its output with the clean rows (or ``targets``).
+    clean_batchnorm
+        With ``input_noise``: after training, recompute the batch-norm statistics on the
+        clean inputs (:func:`~scdeepclust.nn.adapt_batchnorm`), which the model encodes
+        afterwards; models with ``targets`` keep theirs.
     max_batches_per_epoch
         Cap on the mini-batches visited per epoch (a random subset each epoch), so the cost of
         an epoch stays bounded on very large data; ``None`` visits all.
@@ -105,6 +109,7 @@ class TrainConfig:
     patience: int = 15
     min_delta: float = 1e-3
     input_noise: float = 0.0
+    clean_batchnorm: bool = False
     max_batches_per_epoch: int | None = 50
     verbose: bool = True
 
@@ -208,6 +213,11 @@ def pretrain(
                 break
     if ddp is not None:
         _dist.sync_buffers(model)
+    elif noise is not None and config.clean_batchnorm and targets is None:
+        from .adaptation import adapt_batchnorm  # it builds on this module's helpers
+
+        adapt_batchnorm(model, inputs, forward=lambda rows: model.loss(rows, rows))
+        model.train()
     return losses
 
 
