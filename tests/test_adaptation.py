@@ -158,9 +158,7 @@ def test_denoising_pretraining_can_recompute_clean_statistics():
     stats = {}
     for clean in (False, True):
         model = sdc.nn.Autoencoder(5, hidden=(16,), n_latent=2)
-        config = sdc.nn.TrainConfig(
-            epochs=3, input_noise=1.0, clean_batchnorm=clean, verbose=False
-        )
+        config = sdc.nn.TrainConfig(epochs=3, input_noise=1.0, clean_batchnorm=clean, verbose=False)
         with torch.random.fork_rng():
             torch.manual_seed(0)
             sdc.nn.pretrain(model, x, None, config, torch.Generator().manual_seed(1))

@@ -244,8 +244,9 @@ def label_transfer(
       held-out reference losses/accuracies per epoch), ``best_epoch``,
       ``validation_balanced_accuracy`` (on held-out reference spots; optimistic, as they
       neighbour training spots), ``adaptation_entropy`` (per model: the mean prediction
-      entropy on the query in each adaptation pass over it), ``n_shared_genes``, ``gene_matching`` (``"name"`` or
-      ``"position"``), ``n_train_spots``, ``seconds`` and ``device``.
+      entropy on the query in each adaptation pass over it), ``n_shared_genes``,
+      ``gene_matching`` (``"name"`` or ``"position"``), ``n_train_spots``, ``seconds`` and
+      ``device``.
 
     Examples
     --------
