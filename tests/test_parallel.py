@@ -118,3 +118,20 @@ def test_stability_k_is_the_same_in_workers():
         found[n_jobs] = (chooser(estimator), chooser.stability_)
     assert found[1] == found[2]
     assert sorted(found[1][1]) == [3, 4, 5, 6]  # every inner k was scored
+
+
+@linux_only
+def test_workers_die_on_sigterm_whatever_the_parent_handles():
+    """The command line turns SIGTERM into an exception; its workers must not inherit that,
+    or ``Pool.terminate`` waits for them to run their cleanup (a hang seen once in CI)."""
+    import signal
+
+    def handler(signum, frame):
+        raise RuntimeError("the parent's handler")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        seen = engine.map_members(lambda i: signal.getsignal(signal.SIGTERM), [0, 1], n_jobs=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [signal.SIG_DFL, signal.SIG_DFL]

@@ -135,7 +135,15 @@ def map_members(
 
 
 def _ignore_interrupts() -> None:
+    """Worker initialiser: Ctrl-C reaches the parent only, and SIGTERM kills at once.
+
+    A worker inherits its parent's signal handlers. The command line turns SIGTERM into an
+    exception; in a worker that handler would run Python cleanup inherited from the parent
+    instead of exiting when ``Pool.terminate`` sends SIGTERM, and the pool then waited for
+    it forever (seen once in a test run of ``scdeepclust cluster``).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_one(index: int):
