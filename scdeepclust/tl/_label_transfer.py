@@ -312,11 +312,7 @@ def label_transfer(
         n_train_spots=int(annotated.sum()),
         n_shared_genes=int(len(genes)),
         gene_matching=matching,
-        **_training_summary(ensemble.results_),
-        adaptation_entropy={
-            f"model_{i}": np.asarray(h, dtype=np.float64)
-            for i, h in enumerate(ensemble.adaptation_)
-        },
+        **_training_summary(ensemble),
     )
     query = query.copy() if copy else query
     added = write_result(
@@ -362,8 +358,10 @@ def _checked_inputs(reference, query, label_key: str, smooth, copy: bool, layer:
     return references, labels, classes, counts
 
 
-def _training_summary(results) -> dict[str, Any]:
-    """Per-model histories, best epochs and the mean held-out balanced accuracy."""
+def _training_summary(ensemble: TransferEnsemble) -> dict[str, Any]:
+    """Per-model histories, best epochs, the mean held-out balanced accuracy and the
+    adaptation's entropies on the query."""
+    results = ensemble.results_
     return {
         "history": {
             f"model_{i}": {key: np.asarray(v, dtype=np.float64) for key, v in r.history.items()}
@@ -375,4 +373,8 @@ def _training_summary(results) -> dict[str, Any]:
         )
         if results[0].n_val
         else float("nan"),
+        "adaptation_entropy": {
+            f"model_{i}": np.asarray(h, dtype=np.float64)
+            for i, h in enumerate(ensemble.adaptation_)
+        },
     }
