@@ -20,6 +20,7 @@ from .modules import (
 )
 from .training import (
     DecResult,
+    FlatAdam,
     NonFiniteLossError,
     TrainConfig,
     dec_refine,
@@ -40,6 +41,7 @@ __all__ = [
     "target_distribution",
     "kl_clustering_loss",
     "TrainConfig",
+    "FlatAdam",
     "pretrain",
     "encode",
     "dec_refine",

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .training import adam, check_finite, epoch_sum, shuffled_batches
+from .training import FlatAdam, check_finite, epoch_sum, shuffled_batches
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -127,7 +127,7 @@ def minimize_entropy(
     for p in frozen:
         p.requires_grad_(False)
     model.eval()
-    optimizer = adam(params, lr=lr)
+    optimizer = FlatAdam(params, lr)
     bar = tqdm(total=steps, desc="adapt", disable=not verbose, leave=False)
     done = 0
     try:
@@ -149,6 +149,7 @@ def minimize_entropy(
             bar.set_postfix(entropy=f"{history[-1]:.4f}")
     finally:
         bar.close()
+        optimizer.close()
         for p in frozen:
             p.requires_grad_(True)
     model.eval()

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .modules import mlp
-from .training import adam, check_finite, epoch_sum, shuffled_batches
+from .training import FlatAdam, check_finite, epoch_sum, shuffled_batches
 
 
 class MLPClassifier(nn.Module):
@@ -188,7 +188,7 @@ def train_classifier(
     weight = class_weights(y_train, k) if config.class_balanced else None
     train_loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     val_loss_fn = nn.CrossEntropyLoss(weight=weight)
-    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = FlatAdam(model.parameters(), config.lr, config.weight_decay, config.clip)
 
     history: dict[str, list[float]] = {"train_loss": []}
     if len(val_idx):
@@ -196,39 +196,39 @@ def train_classifier(
     best, best_epoch, stale, best_state = float("inf"), 0, 0, None
     stopped = False
     bar = tqdm(range(config.epochs), desc="classifier", disable=not config.verbose, leave=False)
-    for epoch in bar:
-        model.train()
-        total, count = epoch_sum(inputs.device), 0
-        for idx in shuffled_batches(len(y_train), config.batch_size, generator, inputs.device):
-            loss = train_loss_fn(model(x_train[idx]), y_train[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            total += loss.detach().double() * len(idx)
-            count += len(idx)
-        epoch_loss = total.item() / max(count, 1)
-        check_finite(epoch_loss, "classifier")
-        history["train_loss"].append(epoch_loss)
-        monitored = epoch_loss
-        if len(val_idx):
-            model.eval()
-            with torch.no_grad():
-                logits = model(x_val)
-                monitored = float(val_loss_fn(logits, y_val).item())
-                pred = logits.argmax(dim=1)
-            history["val_loss"].append(monitored)
-            history["val_accuracy"].append(float((pred == y_val).float().mean().item()))
-            history["val_balanced_accuracy"].append(_balanced_accuracy(pred, y_val, k))
-        bar.set_postfix(loss=f"{monitored:.4f}")
-        if monitored < best * (1 - config.min_delta):
-            best, best_epoch, stale = monitored, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= config.patience:
-                stopped = True
-                break
+    with optimizer:
+        for epoch in bar:
+            model.train()
+            total, count = epoch_sum(inputs.device), 0
+            for idx in shuffled_batches(len(y_train), config.batch_size, generator, inputs.device):
+                loss = train_loss_fn(model(x_train[idx]), y_train[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.detach().double() * len(idx)
+                count += len(idx)
+            epoch_loss = total.item() / max(count, 1)
+            check_finite(epoch_loss, "classifier")
+            history["train_loss"].append(epoch_loss)
+            monitored = epoch_loss
+            if len(val_idx):
+                model.eval()
+                with torch.no_grad():
+                    logits = model(x_val)
+                    monitored = float(val_loss_fn(logits, y_val).item())
+                    pred = logits.argmax(dim=1)
+                history["val_loss"].append(monitored)
+                history["val_accuracy"].append(float((pred == y_val).float().mean().item()))
+                history["val_balanced_accuracy"].append(_balanced_accuracy(pred, y_val, k))
+            bar.set_postfix(loss=f"{monitored:.4f}")
+            if monitored < best * (1 - config.min_delta):
+                best, best_epoch, stale = monitored, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    stopped = True
+                    break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -164,6 +164,102 @@ def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
+class FlatAdam:
+    """Adam, with optional gradient-norm clipping, over parameters gathered into one buffer.
+
+    While it is open, the parameters' values and gradients are views of two contiguous
+    tensors, so zeroing, clipping and the Adam update are a few whole-buffer operations
+    instead of several per parameter tensor (a small autoencoder's CPU training step is
+    about a tenth faster). The update is Adam's own, element by element, and the gradient
+    norm is summed over the parameters as ``clip_grad_norm_`` sums it, so the numbers are
+    those of :func:`adam` after ``clip_grad_norm_``, bit for bit. :meth:`close` (or leaving
+    the ``with`` block) gives every parameter its own storage back. Parameters of mixed
+    devices or dtypes, and ``flat=False`` (distributed training, whose reducer owns the
+    gradients), keep them separate.
+
+    Parameters
+    ----------
+    params
+        The parameters to optimise.
+    lr, weight_decay
+        Adam's learning rate and weight decay.
+    clip
+        Maximum gradient norm applied before each step; ``None`` does not clip.
+    flat
+        Gather the parameters (``True``) or optimise them in place as :func:`adam` does.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        weight_decay: float = 0.0,
+        clip: float | None = None,
+        *,
+        flat: bool = True,
+    ):
+        self.params = list(params)
+        self.clip = clip
+        kinds = {(p.device, p.dtype) for p in self.params}
+        self._flat: torch.Tensor | None = None
+        if flat and len(kinds) == 1:
+            self._flat = _gather(self.params)
+        self.optimizer = adam(
+            [self._flat] if self._flat is not None else self.params, lr, weight_decay
+        )
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """The optimizer's parameter groups (to change the learning rate)."""
+        return self.optimizer.param_groups
+
+    def zero_grad(self) -> None:
+        """Zero the gradients (in place while gathered: the views must stay)."""
+        self.optimizer.zero_grad(set_to_none=self._flat is None)
+
+    def step(self) -> None:
+        """Clip the gradient norm (when ``clip`` is set), then take one Adam step."""
+        if self.clip is not None:
+            utils = torch.nn.utils
+            if self._flat is None or not hasattr(utils, "get_total_norm"):  # torch < 2.6
+                utils.clip_grad_norm_(self.params, self.clip)
+            else:  # the norm over the parameters' own gradients, as clip_grad_norm_ sums it
+                norm = utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+                utils.clip_grads_with_norm_([self._flat], self.clip, norm)
+        self.optimizer.step()
+
+    def close(self) -> None:
+        """Give every parameter its own storage again (values kept, gradients dropped)."""
+        if self._flat is None:
+            return
+        for p in self.params:
+            p.data = p.data.clone()
+            p.grad = None
+        self._flat = None
+
+    def __enter__(self) -> FlatAdam:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _gather(params: list[torch.Tensor]) -> torch.Tensor:
+    """One leaf tensor holding ``params``' values; each parameter (and its gradient)
+    becomes a view of it (and of its gradient buffer)."""
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    grad = torch.zeros_like(flat)
+    start = 0
+    for p in params:
+        stop = start + p.numel()
+        p.data = flat[start:stop].view_as(p)
+        p.grad = grad[start:stop].view_as(p)
+        start = stop
+    flat.requires_grad_(True)
+    flat.grad = grad
+    return flat
+
+
 def pretrain(
     model: torch.nn.Module,
     inputs: torch.Tensor,
@@ -176,41 +272,43 @@ def pretrain(
 
     Returns the per-epoch mean loss.
     """
-    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     losses: list[float] = []
     best, stale = float("inf"), 0
     model.train()
     ddp = _dist.data_parallel(model)  # None unless launched distributed (torchrun)
+    optimizer = FlatAdam(
+        model.parameters(), config.lr, config.weight_decay, config.clip, flat=ddp is None
+    )
     bar = tqdm(range(config.epochs), desc=desc, disable=not config.verbose, leave=False)
     noise = _noise_scale(inputs, config.input_noise)
-    for _ in bar:
-        total, count = epoch_sum(inputs.device), 0
-        for idx in _batches(config, inputs.shape[0], generator, inputs.device):
-            if ddp is not None:
-                idx = _dist.shard(idx)
-            clean = _rows(inputs, idx)
-            seen = clean if noise is None else clean + noise * _gaussian(clean, generator)
-            target = _rows(targets, idx) if targets is not None or noise is None else clean
-            out = model.loss(seen, target) if ddp is None else ddp(seen, target)
-            optimizer.zero_grad()
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            total += out["loss"].detach().double() * len(idx)
-            count += len(idx)
-        if ddp is None:
-            epoch_loss = total.item() / max(count, 1)
-        else:
-            epoch_loss = _dist.reduce_mean(total.item(), count, inputs.device)
-        check_finite(epoch_loss, desc)
-        losses.append(epoch_loss)
-        bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        if epoch_loss < best * (1 - config.min_delta) if best > 0 else epoch_loss < best:
-            best, stale = epoch_loss, 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+    with optimizer:
+        for _ in bar:
+            total, count = epoch_sum(inputs.device), 0
+            for idx in _batches(config, inputs.shape[0], generator, inputs.device):
+                if ddp is not None:
+                    idx = _dist.shard(idx)
+                clean = _rows(inputs, idx)
+                seen = clean if noise is None else clean + noise * _gaussian(clean, generator)
+                target = _rows(targets, idx) if targets is not None or noise is None else clean
+                out = model.loss(seen, target) if ddp is None else ddp(seen, target)
+                optimizer.zero_grad()
+                out["loss"].backward()
+                optimizer.step()
+                total += out["loss"].detach().double() * len(idx)
+                count += len(idx)
+            if ddp is None:
+                epoch_loss = total.item() / max(count, 1)
+            else:
+                epoch_loss = _dist.reduce_mean(total.item(), count, inputs.device)
+            check_finite(epoch_loss, desc)
+            losses.append(epoch_loss)
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            if epoch_loss < best * (1 - config.min_delta) if best > 0 else epoch_loss < best:
+                best, stale = epoch_loss, 0
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
     if ddp is not None:
         _dist.sync_buffers(model)
     elif noise is not None and config.clean_batchnorm and targets is None:
@@ -290,11 +388,11 @@ def dec_refine(
     :func:`target_distribution`). Never looks at any truth.
     """
     params = list(model.parameters()) + list(clustering.parameters())
-    optimizer = adam(params, lr=config.lr)
     kl_hist, recon_hist, change_hist = [], [], []
     previous = None
     converged = False
     ddp = _dist.data_parallel(model, clustering)  # None unless launched distributed
+    optimizer = FlatAdam(params, config.lr, clip=config.clip, flat=ddp is None)
 
     def assignments():
         if ddp is not None:
@@ -310,48 +408,48 @@ def dec_refine(
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.momentum
     ]
     bar = tqdm(range(max_epochs), desc="refine", disable=not config.verbose, leave=False)
-    for epoch in bar:
-        q_used, p_all, labels = assignments()
-        if anneal:
-            factor = 0.5 * (1.0 + math.cos(math.pi * epoch / max_epochs))
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * factor
-            for module, momentum in norms:  # batch-norm statistics settle too
-                module.momentum = momentum * factor
-        if previous is not None:
-            change = float((labels != previous).float().mean().item())
-            change_hist.append(change)
-            bar.set_postfix(changed=f"{change:.4f}")
-            stop = change < tol if ddp is None else _dist.agree(change < tol, inputs.device)
-            if stop:
-                converged = True
-                break
-        previous = labels
-        model.train()
-        total_kl, total_rec, count = epoch_sum(inputs.device), epoch_sum(inputs.device), 0
-        for idx in _batches(config, inputs.shape[0], generator, inputs.device):
+    with optimizer:
+        for epoch in bar:
+            q_used, p_all, labels = assignments()
+            if anneal:
+                factor = 0.5 * (1.0 + math.cos(math.pi * epoch / max_epochs))
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * factor
+                for module, momentum in norms:  # batch-norm statistics settle too
+                    module.momentum = momentum * factor
+            if previous is not None:
+                change = float((labels != previous).float().mean().item())
+                change_hist.append(change)
+                bar.set_postfix(changed=f"{change:.4f}")
+                stop = change < tol if ddp is None else _dist.agree(change < tol, inputs.device)
+                if stop:
+                    converged = True
+                    break
+            previous = labels
+            model.train()
+            total_kl, total_rec, count = epoch_sum(inputs.device), epoch_sum(inputs.device), 0
+            for idx in _batches(config, inputs.shape[0], generator, inputs.device):
+                if ddp is None:
+                    out = model.loss(_rows(inputs, idx), _rows(targets, idx))
+                    kl = kl_clustering_loss(p_all[idx], clustering(out["z"]))
+                else:
+                    idx = _dist.shard(idx)
+                    out = ddp(_rows(inputs, idx), _rows(targets, idx))
+                    kl = kl_clustering_loss(p_all[idx], out["q"])
+                loss = kl + gamma * out["recon"]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total_kl += kl.detach().double() * len(idx)
+                total_rec += out["recon"].detach().double() * len(idx)
+                count += len(idx)
             if ddp is None:
-                out = model.loss(_rows(inputs, idx), _rows(targets, idx))
-                kl = kl_clustering_loss(p_all[idx], clustering(out["z"]))
+                kl_hist.append(total_kl.item() / max(count, 1))
+                recon_hist.append(total_rec.item() / max(count, 1))
             else:
-                idx = _dist.shard(idx)
-                out = ddp(_rows(inputs, idx), _rows(targets, idx))
-                kl = kl_clustering_loss(p_all[idx], out["q"])
-            loss = kl + gamma * out["recon"]
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.clip)
-            optimizer.step()
-            total_kl += kl.detach().double() * len(idx)
-            total_rec += out["recon"].detach().double() * len(idx)
-            count += len(idx)
-        if ddp is None:
-            kl_hist.append(total_kl.item() / max(count, 1))
-            recon_hist.append(total_rec.item() / max(count, 1))
-        else:
-            kl_hist.append(_dist.reduce_mean(total_kl.item(), count, inputs.device))
-            recon_hist.append(_dist.reduce_mean(total_rec.item(), count, inputs.device))
-        check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
+                kl_hist.append(_dist.reduce_mean(total_kl.item(), count, inputs.device))
+                recon_hist.append(_dist.reduce_mean(total_rec.item(), count, inputs.device))
+            check_finite(kl_hist[-1] + recon_hist[-1], "refinement")
     if anneal and not converged and previous is not None:
         q_used, _, labels = assignments()
         change_hist.append(float((labels != previous).float().mean().item()))
