@@ -137,15 +137,22 @@ def _tiny_autoencoder_and_data():
     return snn.Autoencoder(5, hidden=(8,), n_latent=2), torch.randn(64, 5)
 
 
-@pytest.mark.parametrize("clip", [None, 1e6, 0.05])
-def test_flat_adam_takes_the_steps_of_adam_with_clipping(clip):
+@pytest.mark.parametrize(
+    ("clip", "weight_decay"), [(None, 0.0), (1e6, 0.0), (0.05, 0.0), (0.05, 0.1)]
+)
+def test_flat_adam_takes_the_steps_of_adam_with_clipping(clip, weight_decay):
     flat_model, x = _tiny_autoencoder_and_data()
     plain_model, _ = _tiny_autoencoder_and_data()
-    plain = torch.optim.Adam(plain_model.parameters(), lr=1e-2, foreach=True)
-    with snn.FlatAdam(flat_model.parameters(), 1e-2, clip=clip) as flat:
+    plain = torch.optim.Adam(
+        plain_model.parameters(), lr=1e-2, weight_decay=weight_decay, foreach=True
+    )
+    flat = snn.FlatAdam(flat_model.parameters(), 1e-2, weight_decay, clip)
+    with flat:
         first = next(flat_model.parameters())
         assert first.grad is not None and first.grad.data_ptr() != 0  # a view of the buffer
-        for _ in range(20):
+        for step in range(20):
+            if step == 10:  # a new learning rate, as the annealed refinement sets it
+                flat.param_groups[0]["lr"] = plain.param_groups[0]["lr"] = 3e-3
             flat.zero_grad()
             flat_model.loss(x)["loss"].backward()
             flat.step()

@@ -170,24 +170,29 @@ class FlatAdam:
     While it is open, the parameters' values and gradients are views of two contiguous
     tensors, so zeroing, clipping and the Adam update are a few whole-buffer operations
     instead of several per parameter tensor (a small autoencoder's CPU training step is
-    about a tenth faster). The update is Adam's own, element by element, and the gradient
-    norm is summed over the parameters as ``clip_grad_norm_`` sums it, so the numbers are
-    those of :func:`adam` after ``clip_grad_norm_``, bit for bit. :meth:`close` (or leaving
-    the ``with`` block) gives every parameter its own storage back. Parameters of mixed
+    about a tenth faster), and no ``torch.optim`` optimizer is built (the first one a
+    process builds imports ``torch._dynamo``, about a second). The update is
+    ``torch.optim.Adam``'s, operation for operation, and the gradient norm is summed over
+    the parameters as ``clip_grad_norm_`` sums it, so the numbers are those of
+    :func:`adam` after ``clip_grad_norm_``, bit for bit. :meth:`close` (or leaving the
+    ``with`` block) gives every parameter its own storage back. Parameters of mixed
     devices or dtypes, and ``flat=False`` (distributed training, whose reducer owns the
-    gradients), keep them separate.
+    gradients), are left apart and optimised by :func:`adam`.
 
     Parameters
     ----------
     params
         The parameters to optimise.
     lr, weight_decay
-        Adam's learning rate and weight decay.
+        Adam's learning rate and (L2, not decoupled) weight decay.
     clip
         Maximum gradient norm applied before each step; ``None`` does not clip.
     flat
         Gather the parameters (``True``) or optimise them in place as :func:`adam` does.
     """
+
+    betas = (0.9, 0.999)
+    eps = 1e-8
 
     def __init__(
         self,
@@ -202,31 +207,61 @@ class FlatAdam:
         self.clip = clip
         kinds = {(p.device, p.dtype) for p in self.params}
         self._flat: torch.Tensor | None = None
+        self._optimizer: torch.optim.Adam | None = None
         if flat and len(kinds) == 1:
             self._flat = _gather(self.params)
-        self.optimizer = adam(
-            [self._flat] if self._flat is not None else self.params, lr, weight_decay
-        )
-
-    @property
-    def param_groups(self) -> list[dict]:
-        """The optimizer's parameter groups (to change the learning rate)."""
-        return self.optimizer.param_groups
+            self._moments = (torch.zeros_like(self._flat), torch.zeros_like(self._flat))
+            self._steps = 0
+            self.param_groups = [{"lr": lr, "weight_decay": weight_decay}]
+        else:
+            self._optimizer = adam(self.params, lr, weight_decay)
+            self.param_groups = self._optimizer.param_groups
 
     def zero_grad(self) -> None:
         """Zero the gradients (in place while gathered: the views must stay)."""
-        self.optimizer.zero_grad(set_to_none=self._flat is None)
+        if self._optimizer is not None:
+            self._optimizer.zero_grad()
+        elif self._flat is not None:
+            self._flat.grad.zero_()
 
     def step(self) -> None:
         """Clip the gradient norm (when ``clip`` is set), then take one Adam step."""
+        if self._optimizer is not None:
+            if self.clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+            self._optimizer.step()
+            return
+        if self._flat is None:
+            raise RuntimeError("FlatAdam.step: the optimizer was closed.")
         if self.clip is not None:
-            utils = torch.nn.utils
-            if self._flat is None or not hasattr(utils, "get_total_norm"):  # torch < 2.6
-                utils.clip_grad_norm_(self.params, self.clip)
-            else:  # the norm over the parameters' own gradients, as clip_grad_norm_ sums it
-                norm = utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
-                utils.clip_grads_with_norm_([self._flat], self.clip, norm)
-        self.optimizer.step()
+            self._clip()
+        self._adam_step()
+
+    def _clip(self) -> None:
+        utils = torch.nn.utils
+        if not hasattr(utils, "get_total_norm"):  # torch < 2.6
+            utils.clip_grad_norm_(self.params, self.clip)
+            return
+        norm = utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        utils.clip_grads_with_norm_([self._flat], self.clip, norm)
+
+    @torch.no_grad()
+    def _adam_step(self) -> None:
+        """``torch.optim.Adam``'s update (its multi-tensor path, on one tensor)."""
+        (beta1, beta2), group = self.betas, self.param_groups[0]
+        self._steps += 1
+        steps = float(self._steps)
+        grad, (exp_avg, exp_avg_sq) = self._flat.grad, self._moments
+        if group["weight_decay"] != 0:
+            grad = grad.add(self._flat, alpha=group["weight_decay"])
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2)
+        exp_avg_sq.addcmul_(grad, grad, value=1 - beta2)
+        step_size = (group["lr"] / (1 - beta1**steps)) * -1
+        denom = exp_avg_sq.sqrt()
+        denom.div_((1 - beta2**steps) ** 0.5)
+        denom.add_(self.eps)
+        self._flat.addcdiv_(exp_avg, denom, value=step_size)
 
     def close(self) -> None:
         """Give every parameter its own storage again (values kept, gradients dropped)."""
