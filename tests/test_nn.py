@@ -180,3 +180,21 @@ def test_flat_adam_keeps_mixed_dtypes_apart():
     assert a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr()
     assert torch.all(a < 1) and torch.all(b < 1)
     opt.close()
+
+
+def test_training_builds_no_torch_optimizer():
+    # the first torch.optim optimizer of a process imports torch._dynamo (about a second),
+    # which every forked worker of deep_cluster paid in both phases before FlatAdam
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from scdeepclust import nn as snn\n"
+        "model = snn.Autoencoder(5, hidden=(8,), n_latent=2)\n"
+        "snn.pretrain(model, torch.randn(64, 5), None, snn.TrainConfig(epochs=2, verbose=False),"
+        " torch.Generator().manual_seed(0))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
