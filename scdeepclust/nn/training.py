@@ -226,20 +226,20 @@ class FlatAdam:
 
     def step(self) -> None:
         """Clip the gradient norm (when ``clip`` is set), then take one Adam step."""
-        if self._optimizer is not None:
-            if self.clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.params, self.clip)
-            self._optimizer.step()
-            return
-        if self._flat is None:
+        if self._optimizer is None and self._flat is None:
             raise RuntimeError("FlatAdam.step: the optimizer was closed.")
         if self.clip is not None:
             self._clip()
-        self._adam_step()
+        if self._optimizer is not None:
+            self._optimizer.step()
+        else:
+            self._adam_step()
 
     def _clip(self) -> None:
+        """``clip_grad_norm_``: the norm over the parameters' own gradients, the scaling
+        applied to the whole buffer at once when gathered (torch >= 2.6)."""
         utils = torch.nn.utils
-        if not hasattr(utils, "get_total_norm"):  # torch < 2.6
+        if self._flat is None or not hasattr(utils, "get_total_norm"):
             utils.clip_grad_norm_(self.params, self.clip)
             return
         norm = utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
