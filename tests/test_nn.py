@@ -198,3 +198,35 @@ def test_training_builds_no_torch_optimizer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_mlp_chain_computes_what_sequential_computes():
+    from scdeepclust.nn.modules import Chain, mlp
+
+    torch.manual_seed(0)
+    chain = mlp([5, 8, 3], dropout=0.0)
+    assert isinstance(chain, Chain) and isinstance(chain, torch.nn.Sequential)
+    plain = torch.nn.Sequential(*chain)  # the same layers, called through Module.__call__
+    x = torch.randn(16, 5, requires_grad=True)
+    out_chain, out_plain = chain(x), plain(x)
+    assert torch.equal(out_chain, out_plain)
+    (grad_chain,) = torch.autograd.grad(out_chain.sum(), x)
+    (grad_plain,) = torch.autograd.grad(out_plain.sum(), x)
+    assert torch.equal(grad_chain, grad_plain)
+    # hooks run, on the chain and on a layer inside it; state-dict keys are Sequential's
+    seen = []
+    chain.register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    chain[0].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    assert torch.equal(chain(x), out_plain)
+    assert seen == [torch.Size([16, 8]), torch.Size([16, 3])]
+    assert list(chain.state_dict()) == list(plain.state_dict())
+
+
+def test_take_rows_of_dense_and_sparse_tensors():
+    from scdeepclust.nn.training import take_rows
+
+    dense = torch.arange(12.0).reshape(4, 3)
+    idx = torch.tensor([2, 0])
+    assert torch.equal(take_rows(dense, idx), dense[idx])
+    assert torch.equal(take_rows(dense.to_sparse(), idx), dense[idx])
+    assert take_rows(None, idx) is None

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .training import FlatAdam, check_finite, epoch_sum, shuffled_batches
+from .training import FlatAdam, check_finite, epoch_sum, shuffled_batches, take_rows
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -134,7 +134,7 @@ def minimize_entropy(
         while done < steps:
             total, count = epoch_sum(inputs.device), 0
             for idx in shuffled_batches(inputs.shape[0], batch_size, generator, inputs.device):
-                loss = prediction_entropy(model(inputs[idx]))
+                loss = prediction_entropy(model(take_rows(inputs, idx)))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .modules import mlp
-from .training import FlatAdam, check_finite, epoch_sum, shuffled_batches
+from .training import FlatAdam, check_finite, epoch_sum, shuffled_batches, take_rows
 
 
 class MLPClassifier(nn.Module):
@@ -201,7 +201,7 @@ def train_classifier(
             model.train()
             total, count = epoch_sum(inputs.device), 0
             for idx in shuffled_batches(len(y_train), config.batch_size, generator, inputs.device):
-                loss = train_loss_fn(model(x_train[idx]), y_train[idx])
+                loss = train_loss_fn(model(take_rows(x_train, idx)), take_rows(y_train, idx))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

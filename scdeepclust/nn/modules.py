@@ -9,8 +9,45 @@ import torch
 from torch import nn
 
 
-def mlp(sizes: list[int], *, dropout: float = 0.0, last_activation: bool = False) -> nn.Sequential:
-    """Linear layers of the given sizes with batch norm, ELU and dropout between them."""
+class Chain(nn.Sequential):
+    """:class:`torch.nn.Sequential` that calls each layer's ``forward`` directly when the
+    layer has no hooks (and no global module hooks are set): the same numbers, without the
+    per-call bookkeeping of ``Module.__call__`` (several microseconds a layer, a tenth of a
+    small autoencoder's CPU training step). A layer with hooks is called as usual.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        direct = not _global_module_hooks()
+        for layer in self:
+            if direct and not _has_hooks(layer):
+                x = layer.forward(x)
+            else:
+                x = layer(x)
+        return x
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+    )
+
+
+def _global_module_hooks() -> bool:
+    hooks = torch.nn.modules.module
+    return bool(
+        hooks._global_forward_hooks
+        or hooks._global_forward_pre_hooks
+        or hooks._global_backward_hooks
+        or hooks._global_backward_pre_hooks
+    )
+
+
+def mlp(sizes: list[int], *, dropout: float = 0.0, last_activation: bool = False) -> Chain:
+    """Linear layers of the given sizes with batch norm, ELU and dropout between them
+    (a :class:`Chain`)."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
@@ -18,7 +55,7 @@ def mlp(sizes: list[int], *, dropout: float = 0.0, last_activation: bool = False
             layers += [nn.BatchNorm1d(n_out), nn.ELU()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
+    return Chain(*layers)
 
 
 class Autoencoder(nn.Module):

@@ -57,13 +57,12 @@ def to_device_tensor(X, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
 
 
-def _rows(data: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+def take_rows(data: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
     """Rows ``idx`` of a dense or sparse tensor, as a dense tensor."""
     if data is None:
         return None
-    if data.is_sparse:
-        return data.index_select(0, idx).to_dense()
-    return data[idx]
+    rows = data.index_select(0, idx)  # a third of the time of data[idx] on a small batch
+    return rows.to_dense() if data.is_sparse else rows
 
 
 @dataclass
@@ -237,13 +236,19 @@ class FlatAdam:
 
     def _clip(self) -> None:
         """``clip_grad_norm_``: the norm over the parameters' own gradients, the scaling
-        applied to the whole buffer at once when gathered (torch >= 2.6)."""
-        utils = torch.nn.utils
-        if self._flat is None or not hasattr(utils, "get_total_norm"):
-            utils.clip_grad_norm_(self.params, self.clip)
+        applied to the whole buffer at once when gathered.
+
+        Gathered, it takes ``clip_grad_norm_``'s operations itself (one ``_foreach_norm``
+        over the parameters' gradients, the norm of those norms, the clamped scale
+        ``clip / (norm + 1e-6)``): the same numbers without its per-call bookkeeping, which
+        cost about as much as the Adam update of a small autoencoder."""
+        if self._flat is None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
             return
-        norm = utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
-        utils.clip_grads_with_norm_([self._flat], self.clip, norm)
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+        scale = torch.clamp(self.clip / (norm + 1e-6), max=1.0)
+        self._flat.grad.mul_(scale)
 
     @torch.no_grad()
     def _adam_step(self) -> None:
@@ -322,9 +327,9 @@ def pretrain(
             for idx in _batches(config, inputs.shape[0], generator, inputs.device):
                 if ddp is not None:
                     idx = _dist.shard(idx)
-                clean = _rows(inputs, idx)
+                clean = take_rows(inputs, idx)
                 seen = clean if noise is None else clean + noise * _gaussian(clean, generator)
-                target = _rows(targets, idx) if targets is not None or noise is None else clean
+                target = take_rows(targets, idx) if targets is not None or noise is None else clean
                 out = model.loss(seen, target) if ddp is None else ddp(seen, target)
                 optimizer.zero_grad()
                 out["loss"].backward()
@@ -378,7 +383,7 @@ def encode(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 4096)
     parts = []
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(start + batch_size, n), device=inputs.device)
-        parts.append(model.encode(_rows(inputs, idx)))
+        parts.append(model.encode(take_rows(inputs, idx)))
     return torch.cat(parts)
 
 
@@ -465,12 +470,12 @@ def dec_refine(
             total_kl, total_rec, count = epoch_sum(inputs.device), epoch_sum(inputs.device), 0
             for idx in _batches(config, inputs.shape[0], generator, inputs.device):
                 if ddp is None:
-                    out = model.loss(_rows(inputs, idx), _rows(targets, idx))
-                    kl = kl_clustering_loss(p_all[idx], clustering(out["z"]))
+                    out = model.loss(take_rows(inputs, idx), take_rows(targets, idx))
+                    kl = kl_clustering_loss(take_rows(p_all, idx), clustering(out["z"]))
                 else:
                     idx = _dist.shard(idx)
-                    out = ddp(_rows(inputs, idx), _rows(targets, idx))
-                    kl = kl_clustering_loss(p_all[idx], out["q"])
+                    out = ddp(take_rows(inputs, idx), take_rows(targets, idx))
+                    kl = kl_clustering_loss(take_rows(p_all, idx), out["q"])
                 loss = kl + gamma * out["recon"]
                 optimizer.zero_grad()
                 loss.backward()
