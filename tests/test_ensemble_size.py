@@ -10,9 +10,9 @@ from scdeepclust._utils import ScdeepclustInputError
 
 def test_auto_spends_a_fixed_budget_of_rows_per_epoch():
     train = engine.TrainOptions()
-    size = [engine.ensemble_size("auto", n, train) for n in (176, 1049, 1600, 3000, 3639, 4839)]
-    # HER2ST, STARmap, BaristaSeq: the most; 3,000 spots: 48,000 // 3,000; 151673; osmFISH
-    assert size == [20, 20, 20, 16, 13, 9]
+    size = [engine.ensemble_size("auto", n, train) for n in (176, 1049, 1600, 3639, 4000, 4839)]
+    # HER2ST, STARmap, BaristaSeq: the most; 151673; 4,000 spots: 64,000 // 4,000; osmFISH
+    assert size == [20, 20, 20, 17, 16, 13]
     # an epoch visits at most batch_size x 50 rows, so a million cells get the fewest
     assert engine.ensemble_size("auto", 1_000_000, train) == engine.AUTO_MEMBERS[0]
     # smaller batches cap an epoch's rows lower: more members on large data

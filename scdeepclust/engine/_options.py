@@ -478,12 +478,11 @@ DEEP_DEFAULTS: dict[str, Options] = {
 }
 #: Defaults of ``deep_cluster``: an ensemble of autoencoders trained in parallel processes
 #: on the cores available (``engine.map_members``), as many as a fixed training budget
-#: allows (``n_members="auto"``, :func:`~scdeepclust.engine.ensemble_size`): 9-13 on a
-#: Visium slice or osmFISH (eight until session 19; the faster training step paid for
-#: the rest: over eight package seeds the same family means, .667 vs .666, with a lower
-#: seed sd on 6 of the 6 sections that changed; chosen leave-one-dataset-out in 2 folds of
-#: 5, the most of any configuration within the budget), eight on a million cells,
-#: twenty on BaristaSeq, STARmap and HER2ST.
+#: allows (``n_members="auto"``, :func:`~scdeepclust.engine.ensemble_size`): 13-17 on a
+#: Visium slice or osmFISH (eight until session 19, then 9-13; faster training steps paid
+#: for the rest: over eight package seeds DLPFC .602 against .595 and .596, osmFISH .781
+#: against .765 and .763; chosen leave-one-dataset-out in all five folds), eight on a
+#: million cells, twenty on BaristaSeq, STARmap and HER2ST.
 #: Eight beat five in 5 folds of 5 on offline ensembles (mean of family means .657 vs
 #: .653); ten take 28-33 s on 151507/151508, over the 30 s budget. Against eight
 #: everywhere, over 8 package seeds on the small sections (the rows elsewhere are
