@@ -201,7 +201,7 @@ def test_training_builds_no_torch_optimizer():
 
 
 def test_mlp_chain_computes_what_sequential_computes():
-    from scdeepclust.nn.modules import Chain, mlp
+    from scdeepclust.nn import Chain, mlp
 
     torch.manual_seed(0)
     chain = mlp([5, 8, 3], dropout=0.0)

@@ -11,6 +11,7 @@ from .classifier import (
 from .losses import kl_clustering_loss, target_distribution
 from .modules import (
     Autoencoder,
+    Chain,
     CountAutoencoder,
     StudentTClustering,
     VariationalAutoencoder,
@@ -36,6 +37,7 @@ __all__ = [
     "CountAutoencoder",
     "StudentTClustering",
     "mlp",
+    "Chain",
     "nb_log_likelihood",
     "zinb_log_likelihood",
     "target_distribution",
