@@ -200,7 +200,7 @@ class ModelOptions(Options):
     n_members
         Autoencoders trained with different seeds; each is clustered and their soft
         assignments are averaged after matching clusters to the member that agrees best
-        with the others (a consensus). ``"auto"`` spends a fixed training budget: 9-13
+        with the others (a consensus). ``"auto"`` spends a fixed training budget: 13-17
         on a Visium slice, up to twenty on small data
         (:func:`~scdeepclust.engine.ensemble_size`).
     """
