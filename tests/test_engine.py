@@ -396,6 +396,17 @@ def test_consensus_drop_merged_forms_it_from_the_members_that_kept_every_domain(
     kept_apart = consensus_of(results, share=1.0, drop_merged=True)
     assert kept_apart.history["consensus_members"] == [2, 3]
     assert adjusted_rand_score(truth, kept_apart.labels) == 1.0
+    # the kept members agree exactly (a renaming); all five do not
+    assert kept_apart.history["member_agreement"] == 1.0
+    assert 0.3 < by_agreement.history["member_agreement"] < 0.9
+
+
+def test_mean_agreement_averages_the_distinct_pairs():
+    a, b = np.repeat([0, 1], 10), np.tile([0, 1], 10)
+    matrix = engine.agreement_matrix([a, a.copy(), b])
+    expected = np.mean([1.0, adjusted_rand_score(a, b), adjusted_rand_score(a, b)])
+    assert engine.mean_agreement(matrix) == pytest.approx(expected)
+    assert engine.mean_agreement(engine.agreement_matrix([a])) == 1.0
     assert engine.RefineOptions(consensus_drop_merged=True).consensus_drop_merged
     with pytest.raises(ScdeepclustInputError, match="consensus_drop_merged must be True or False"):
         engine.RefineOptions(consensus_drop_merged="yes")

@@ -35,6 +35,15 @@ def agreement_matrix(labelings: list[np.ndarray]) -> np.ndarray:
     return matrix
 
 
+def mean_agreement(agreement: np.ndarray) -> float:
+    """The mean ARI over the distinct pairs of an :func:`agreement_matrix` (1.0 with fewer
+    than two labellings: nothing disagrees)."""
+    m = np.shape(agreement)[0]
+    if m < 2:
+        return 1.0
+    return float(agreement[np.triu_indices(m, k=1)].mean())
+
+
 def agreement_scores(
     labelings: list[np.ndarray], agreement: np.ndarray | None = None
 ) -> np.ndarray:

@@ -32,6 +32,7 @@ from ..pp._chunked import FIT_OBS, fit_subsample
 from ._consensus import (
     agreement_matrix,
     aligned_mean,
+    mean_agreement,
     medoid_index,
     most_agreeing,
     most_occupied,
@@ -250,8 +251,9 @@ def consensus_of(
     averaged after matching every one's clusters to it (:func:`aligned_mean`) and the
     labels are the mean's argmax. The latent space and history are the reference's
     (``history["consensus_reference"]`` says which, ``history["consensus_members"]`` which
-    members were kept); the ensemble has converged when every member has; collapse events
-    keep their member.
+    members were kept, ``history["member_agreement"]`` the mean ARI between the kept
+    members' labels: how far the partition holds across models, read from no truth); the
+    ensemble has converged when every member has; collapse events keep their member.
     """
     labels = [r.labels for r in results]
     agreement = agreement_matrix(labels)  # the pairwise ARIs, once for the three choices
@@ -268,6 +270,7 @@ def consensus_of(
         "member_converged": [bool(r.converged) for r in results],
         "consensus_reference": ref,
         "consensus_members": kept,
+        "member_agreement": mean_agreement(agreement[np.ix_(kept, kept)]),
     }
     return Clustering(
         results[ref].n_clusters,
