@@ -162,8 +162,8 @@ def deep_cluster(
       clusters the others were matched to, ``consensus_members``, the members whose
       assignments formed the consensus, and ``member_agreement``, the mean ARI between
       those members' labels: low when the models split the tissue differently, e.g.
-      0.31-0.53 on the HER2ST sections whose results move most with the seed, 0.73-0.86
-      on STARmap, BaristaSeq and most DLPFC slices), ``converged``, ``vote`` (``window``: the
+      0.31-0.53 on the HER2ST sections whose results move most with the seed, 0.63-0.86
+      on STARmap, BaristaSeq and the DLPFC slices tried), ``converged``, ``vote`` (``window``: the
       neighbours in the spatial vote of each sample), ``collapse`` (``detected``,
       ``events``), ``graph``, ``random_state``, ``seconds`` and ``device``.
     """
