@@ -940,6 +940,14 @@ NOTES = """## What was tried, what was chosen, what did not help
     .044; D1 .041 vs .037, sd .021 vs .027); 4-16 s a run. The HER2ST spread, the target
     of the experiment, does not narrow. Leave-one-dataset-out picks it only with HER2ST
     held out (held-out .368), `deep:rows64k` in the other four folds. Not adopted.
+  - A consensus re-aligned until it settles (scratch, seeds 0-7): after the aligned mean
+    on the medoid member, every member is matched again to the mean's labels and
+    averaged, until the labels stop changing. 151669 gives the same ARI in all eight
+    seeds (.625, sd .057): the medoid's alignment is already a fixed point, so its
+    spread comes from the members, not from the choice of reference. HER2ST C1 .565 (sd
+    .036) against .571 (.044). Not adopted. The new `member_agreement` record (mean ARI
+    between the consensus members' labels) is 0.31-0.53 on HER2ST D1, C1 and A1 at
+    seeds 0-1, 0.63-0.86 on STARmap, BaristaSeq, 151507, 151669 and 151674.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
