@@ -19,10 +19,10 @@ def _trained_classifier(seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(400, 4, generator=gen)
     y = (x[:, 0] > 0).long()
-    model = sdc.nn.MLPClassifier(4, 2, hidden=(8,))
     config = sdc.nn.ClassifierConfig(epochs=20, lr=1e-2, verbose=False)
     with torch.random.fork_rng():
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # the initial weights too: not whatever ran before
+        model = sdc.nn.MLPClassifier(4, 2, hidden=(8,))
         sdc.nn.train_classifier(model, x, y, config, gen)
     query = torch.randn(300, 4, generator=gen) + 2.0
     return model, query
