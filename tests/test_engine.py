@@ -399,6 +399,9 @@ def test_consensus_drop_merged_forms_it_from_the_members_that_kept_every_domain(
     # the kept members agree exactly (a renaming); all five do not
     assert kept_apart.history["member_agreement"] == 1.0
     assert 0.3 < by_agreement.history["member_agreement"] < 0.9
+    assert engine.RefineOptions(consensus_drop_merged=True).consensus_drop_merged
+    with pytest.raises(ScdeepclustInputError, match="consensus_drop_merged must be True or False"):
+        engine.RefineOptions(consensus_drop_merged="yes")
 
 
 def test_mean_agreement_averages_the_distinct_pairs():
@@ -407,9 +410,6 @@ def test_mean_agreement_averages_the_distinct_pairs():
     expected = np.mean([1.0, adjusted_rand_score(a, b), adjusted_rand_score(a, b)])
     assert engine.mean_agreement(matrix) == pytest.approx(expected)
     assert engine.mean_agreement(engine.agreement_matrix([a])) == 1.0
-    assert engine.RefineOptions(consensus_drop_merged=True).consensus_drop_merged
-    with pytest.raises(ScdeepclustInputError, match="consensus_drop_merged must be True or False"):
-        engine.RefineOptions(consensus_drop_merged="yes")
 
 
 @pytest.mark.parametrize(
