@@ -11,7 +11,7 @@ import scdeepclust as sdc
 from scdeepclust._utils import ScdeepclustInputError
 from scdeepclust.pp import expression_pcs
 from scdeepclust.pp._chunked import expression_pcs_chunked
-from scdeepclust.pp._pearson import PEARSON_THETA, pearson_residuals
+from scdeepclust.pp._pearson import PEARSON_THETA, pearson_residuals, sample_residuals
 
 
 def _direct_residuals(counts: np.ndarray) -> np.ndarray:
@@ -33,6 +33,23 @@ def test_residuals_follow_the_formula_and_are_clipped():
     got = pearson_residuals(sp.csr_matrix(counts), lib, share, clip=np.sqrt(40))
     np.testing.assert_allclose(got, _direct_residuals(counts), rtol=1e-5, atol=1e-5)
     assert got[0, 0] == pytest.approx(np.sqrt(40))
+
+
+def test_sample_residuals_of_some_genes_use_every_gene_for_depth_and_shares():
+    import scanpy as sc
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(rng.gamma(1.0, 2.0, size=(50, 16))).astype(np.float32)
+    genes = np.zeros(16, dtype=bool)
+    genes[[1, 4, 5, 11]] = True
+    got = sample_residuals(sp.csr_matrix(counts), genes)
+    assert got.shape == (50, 4) and got.dtype == np.float32
+    np.testing.assert_allclose(got, _direct_residuals(counts)[:, genes], rtol=1e-5, atol=1e-5)
+    # Scanpy's own analytic residuals (theta 100, clip sqrt(n)) of the whole matrix
+    scanpy = sc.experimental.pp.normalize_pearson_residuals(
+        sc.AnnData(counts), theta=PEARSON_THETA, inplace=False
+    )["X"]
+    np.testing.assert_allclose(sample_residuals(counts), scanpy, rtol=1e-4, atol=1e-4)
 
 
 def test_undetected_genes_have_zero_residuals():

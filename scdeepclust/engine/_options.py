@@ -29,6 +29,7 @@ KChoice = Literal["stability", "leiden"]
 PcaFit = Literal["reference", "joint"]
 GeneSelection = Literal["variance", "seurat"]
 Normalization = Literal["log", "pearson", "log+pearson"]
+TransferNormalization = Literal["log", "log+pearson"]
 HopWeighting = Literal["equal", "linear"]
 Adaptation = Literal["none", "batchnorm", "entropy"]
 
@@ -353,6 +354,12 @@ class TransferFeatureOptions(Options):
         ``"reference"`` or ``"joint"`` (reference(s) and query's expression, never labels).
     pca_hops
         Neighbourhood averages of the expression the PCA axes are fitted on (0: none).
+    normalization
+        ``"log"`` (library size + log1p) or ``"log+pearson"`` (the default: beside it, a
+        view of analytic Pearson residuals of the same genes, each slice's residuals from
+        its own counts, :func:`scdeepclust.pp.sample_residuals`; each view gets its own
+        PCA of ``n_comps`` components and is scaled by the reference's mean squared row
+        norm, so neither view dominates). Every view is z-scored per gene within its slice.
     min_shared_genes
         Fewer shared genes than this raise a :class:`ScdeepclustInputError`.
     """
@@ -366,6 +373,7 @@ class TransferFeatureOptions(Options):
     n_neighs: int = _opt(6, "int>=1")
     pca_fit: PcaFit = _opt("reference", label="pca_fit")
     pca_hops: int = _opt(2, "int>=0")
+    normalization: TransferNormalization = _opt("log+pearson", label="normalization")
     min_shared_genes: int = _opt(100, "int>=1")
 
 

@@ -17,6 +17,7 @@ from ..pp import (
     log_normalize,
     neighbor_average,
     pca_model,
+    sample_residuals,
     spatial_embedding,
     standardize,
 )
@@ -36,14 +37,16 @@ def slice_features(
 ) -> tuple[list[np.ndarray], list[sp.csr_matrix]]:
     """Spatially aware features of several slices in one shared space.
 
-    Each slice is normalised on its own (library size + log1p, then per-gene z-scores
-    within the slice) and gets its own ``n_neighs``-nearest-neighbour graph. The highly
-    variable genes are ranked on the first ``n_rank`` slices; the PCA axes are fitted on
-    the first ``n_fit`` slices' expression averaged over ``pca_hops`` hops of each spot's
-    neighbourhood (0: the spots' own expression), so they follow spatially coherent
-    variation rather than spot-level noise. Every slice's own expression is projected on
-    them and concatenated with its averages over the slice's graph
-    (:func:`scdeepclust.pp.spatial_embedding`).
+    Each slice is normalised on its own (library size + log1p and, with
+    ``normalization="log+pearson"``, analytic Pearson residuals of the same genes; then
+    per-gene z-scores within the slice) and gets its own ``n_neighs``-nearest-neighbour
+    graph. The highly variable genes are ranked on the first ``n_rank`` slices. Each
+    view's PCA axes are fitted on the first ``n_fit`` slices' expression averaged over
+    ``pca_hops`` hops of each spot's neighbourhood (0: the spots' own expression), so they
+    follow spatially coherent variation rather than spot-level noise. Every slice's own
+    expression is projected on them (two views: each divided by the fitted slices' root
+    mean squared row norm, side by side) and concatenated with its averages over the
+    slice's graph (:func:`scdeepclust.pp.spatial_embedding`).
 
     Returns the features and the graphs, one per slice.
     """
@@ -53,8 +56,30 @@ def slice_features(
     batches = np.repeat(np.arange(n_rank), [x.shape[0] for x in ranked])
     stacked = sp.vstack(ranked) if sp.issparse(ranked[0]) else np.vstack(ranked)
     hvg = highly_variable(stacked, opts.n_top_genes, pd.Series(batches) if n_rank > 1 else None)
-    scaled = [standardize(x[:, hvg]) for x in lognorm]
     graphs = [knn_graph(c, opts.n_neighs) for c in coords]
+    views = [[standardize(x[:, hvg]) for x in lognorm]]
+    if opts.normalization == "log+pearson":
+        views.append([standardize(sample_residuals(X, hvg)) for X in counts])
+    projected = [_shared_pcs(view, graphs, n_fit, opts, random_state) for view in views]
+    if len(projected) == 1:
+        pcs = projected[0]
+    else:
+        scales = [np.sqrt(np.mean([np.mean(np.sum(p**2, axis=1)) for p in view[:n_fit]]))
+                  for view in projected]  # fmt: skip
+        pcs = [
+            np.hstack([view[i] / (scale or 1.0) for view, scale in zip(projected, scales)])
+            for i in range(len(counts))
+        ]
+    features = [
+        spatial_embedding(x.astype(np.float32), g, lam=opts.lam, hops=opts.hops)
+        for x, g in zip(pcs, graphs)
+    ]
+    return features, graphs
+
+
+def _shared_pcs(scaled: list, graphs: list, n_fit: int, opts, random_state: int) -> list:
+    """One view's PCs of every slice, on axes fitted to the first ``n_fit`` slices'
+    neighbourhood-averaged expression (float64 arrays)."""
     fit = np.vstack(
         [
             neighbor_average(x, g, hops=opts.pca_hops) if opts.pca_hops else x
@@ -65,11 +90,7 @@ def slice_features(
     if pca.n_components < 2:
         raise ScdeepclustInputError(f"too little data for PCA ({fit.shape}).")
     pca.fit(fit)
-    features = [
-        spatial_embedding(pca.transform(x).astype(np.float32), g, lam=opts.lam, hops=opts.hops)
-        for x, g in zip(scaled, graphs)
-    ]
-    return features, graphs
+    return [pca.transform(x) for x in scaled]
 
 
 class TransferEnsemble:

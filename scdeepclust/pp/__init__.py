@@ -17,6 +17,7 @@ from ._features import (
     standardize,
 )
 from ._normalize import highly_variable, log_normalize, minmax_scale, normalize, variance_genes
+from ._pearson import sample_residuals
 from ._spatial_neighbors import (
     CONNECTIVITIES_KEY,
     averaging_operator,
@@ -45,6 +46,7 @@ __all__ = [
     "log_normalize",
     "highly_variable",
     "variance_genes",
+    "sample_residuals",
     "standardize",
     "expression_pcs",
     "pca_model",

@@ -45,6 +45,30 @@ def pearson_residuals(
     return np.clip(residual, -clip, clip).astype(np.float32)
 
 
+def sample_residuals(counts, genes: np.ndarray | None = None) -> np.ndarray:
+    """Dense float32 Pearson residuals of one sample's counts, in one block.
+
+    The expected counts are each row's library size times each gene's share of the
+    sample's counts (every gene counts for both); residuals are clipped at
+    +-sqrt(n_obs).
+
+    Parameters
+    ----------
+    counts
+        ``n x g`` counts of one sample (dense or sparse; never modified).
+    genes
+        Boolean mask of the ``g`` genes whose residuals are returned (``None``: all).
+    """
+    libsize = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    gene_sums = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+    total = gene_sums.sum()
+    shares = gene_sums / total if total > 0 else np.zeros_like(gene_sums)
+    if genes is not None:
+        genes = np.asarray(genes, dtype=bool)
+        counts, shares = counts[:, genes], shares[genes]
+    return pearson_residuals(counts, libsize, shares, clip=float(np.sqrt(libsize.shape[0])))
+
+
 @dataclass
 class ResidualStatistics:
     """Per-sample gene shares and residual moments, summed over row blocks.
