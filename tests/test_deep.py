@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import scdeepclust as sdc
+from scdeepclust._utils import ScdeepclustInputError
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,9 @@ def test_n_clusters_estimated_by_stability_with_evidence(fast, monkeypatch):
     # (margin .048 on this draw with the anisotropic default, above .05 with the isotropic one)
     assert min(evidence["3"], evidence["4"]) > max(evidence[k] for k in ("5", "6", "7")) + 0.04
     assert adata.obsm["deep_cluster_proba"].shape[1] == record["n_clusters"]
+    curve = sdc.pl.k_stability(adata).axes[0].get_lines()[0]  # the evidence, drawn
+    assert list(curve.get_xdata()) == list(range(3, 8))
+    assert np.allclose(curve.get_ydata(), [evidence[str(k)] for k in range(3, 8)])
 
 
 def test_n_clusters_by_leiden_on_request(fast):
@@ -133,6 +137,8 @@ def test_n_clusters_by_leiden_on_request(fast):
     assert record["n_clusters_source"] == "leiden on the latent (resolution 0.5)"
     assert 3 <= record["n_clusters"] <= 6  # three clear domains: Leiden finds about three
     assert dict(record["n_clusters_evidence"]) == {}
+    with pytest.raises(ScdeepclustInputError, match="no stability per k.*Leiden estimate"):
+        sdc.pl.k_stability(adata)
 
 
 def test_k_at_the_edge_of_the_range_is_warned(fast):

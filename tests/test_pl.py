@@ -184,6 +184,31 @@ def test_history_errors(adata):
         pl.history(adata)
 
 
+def test_k_stability(adata, tmp_path):
+    evidence = {"3": 0.71, "4": 0.83, "5": 0.64, "6": 0.66}
+    adata.uns["deep_cluster"] = {"n_clusters": 4, "n_clusters_evidence": evidence}
+    path = tmp_path / "k.png"
+    fig = pl.k_stability(adata, save=path)
+    _check_png(fig, path)
+    ax = fig.axes[0]
+    curve, chosen = ax.get_lines()[:2]
+    assert list(curve.get_xdata()) == [3, 4, 5, 6]
+    assert np.allclose(curve.get_ydata(), [0.71, 0.83, 0.64, 0.66])
+    assert list(chosen.get_xdata()) == [4] and list(chosen.get_ydata()) == [0.83]
+    assert "chosen k = 4" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_k_stability_errors(adata):
+    with pytest.raises(KeyError, match="uns\\['deep_cluster'\\] not found"):
+        pl.k_stability(adata)
+    adata.uns["deep_cluster"] = {"n_clusters": 7, "n_clusters_source": "given"}
+    with pytest.raises(ScdeepclustInputError, match="no stability per k.*'given'"):
+        pl.k_stability(adata)
+    adata.uns["deep_cluster"] = {"n_clusters": 3, "n_clusters_evidence": {"3": "high"}}
+    with pytest.raises(ScdeepclustInputError, match="must map each k to a number"):
+        pl.k_stability(adata)
+
+
 # --------------------------------------------------------------------------- Scanpy conventions
 
 

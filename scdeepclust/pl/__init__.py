@@ -1,6 +1,6 @@
-"""Plots: spatial domain maps, per-sample score charts and training curves.
+"""Plots: spatial domain maps, per-sample score charts, training curves and the choice of k.
 
-``spatial_compare``, ``scores`` and ``history`` return a :class:`matplotlib.figure.Figure`
+``spatial_compare``, ``scores``, ``history`` and ``k_stability`` return a :class:`matplotlib.figure.Figure`
 (never shown); ``spatial`` follows :func:`scanpy.pl.embedding` (axes when ``show=False``).
 ``save=`` behaves as in Scanpy: ``True`` or a file-name suffix writes under
 ``scanpy.settings.figdir``; a :class:`pathlib.Path` is written as given.  Maps draw the y axis
@@ -10,7 +10,16 @@ down, like :func:`scanpy.pl.spatial`, and store the colours of categorical keys 
 
 from ._colors import domain_palette, matched_palette
 from ._history import history
+from ._k_stability import k_stability
 from ._scores import scores
 from ._spatial import spatial, spatial_compare
 
-__all__ = ["spatial", "spatial_compare", "scores", "history", "domain_palette", "matched_palette"]
+__all__ = [
+    "spatial",
+    "spatial_compare",
+    "scores",
+    "history",
+    "k_stability",
+    "domain_palette",
+    "matched_palette",
+]
