@@ -948,6 +948,44 @@ NOTES = """## What was tried, what was chosen, what did not help
     .036) against .571 (.044). Not adopted. The new `member_agreement` record (mean ARI
     between the consensus members' labels) is 0.31-0.53 on HER2ST D1, C1 and A1 at
     seeds 0-1, 0.63-0.86 on STARmap, BaristaSeq, 151507, 151669 and 151674.
+- **Session 21: 3000 genes (the new default), where 151669's spread comes from, and
+  consensus rules on saved members (package, seeds 0-7).** This session ran on another
+  machine (AMD EPYC; NumPy 2.4.6, scikit-learn 1.9.1), where single runs differ from the
+  earlier machine's in the last digits and now and then in a few labels (151674 seed 0
+  .666 against .660), so the defaults were re-run there first (`deep:s21_default`):
+  DLPFC .602 (151507 .567, 151508 .524, 151669 .626, 151673 .642, 151674 .650), osmFISH
+  .775, BaristaSeq .692, STARmap .902, HER2ST .378 (mean of family means .670 against
+  `deep:rows64k`'s .671); every comparison below is made on that machine.
+  - 3000 highly variable genes instead of 2000 (`deep:genes3000`, `features={"n_top_genes":
+    3000}`; only 151673, 151674 and HER2ST have more than 2000 genes, the other sections'
+    rows are `deep:s21_default`'s, copied; its seconds were measured while other jobs ran):
+    151673 .659 (sd .008) against .642 (.021), 151674 .656 (.031) against .650 (.037),
+    HER2ST .3785 against .3783 (A1 .601 vs .578, C1 .538 vs .570, D1 .050 vs .037);
+    DLPFC .606, mean of family means .671 against .670, seed sd within .02 on 8 sections
+    of 12 against 6. Leave-one-dataset-out between the two picks it in all five folds
+    (with DLPFC held out by .00004, the HER2ST difference). The package default since
+    session 21 (`CLUSTER_DEFAULTS`); GraphST and STAGATE keep 3000 genes too. Paired
+    runs on 151674 took 15.2 / 15.5 s against 17.2 / 14.8 s with 2000.
+  - 151669's members fall into two partitions: one splits Layer 3 (ARI about .51), the
+    other keeps it whole, joins the white matter to Layer 6 and scores .65-.69 (the
+    annotation's largest layer weighs most in the ARI; members grouped by average linkage on
+    1 - ARI at 0.25). How many members land in each changes with the seed (5 of 17 in
+    the first at seed 0, 7 at seed 1, 11 at seed 5), and the consensus follows the
+    majority: .517-.688 over the eight seeds. The features are not the shared cause:
+    built with one fixed seed whatever `random_state`, the spread is the same (.618, sd
+    .061, against .626, sd .057).
+  - Other consensus rules, offline on every member's clustering of the eight seeds (all
+    twelve sections, the shipped vote after each): a latent-class model (each member's
+    labels as a categorical feature, EM from the aligned mean) settles on the split
+    partition on 151669 (.511, sd .006) and spreads more on HER2ST C1 (.472, sd .108);
+    average linkage on the members' soft co-association (mean over members of P P^T)
+    cut at k: 151669 .676 (sd .006), HER2ST A1 .700, but osmFISH .497 (at k = 11 it
+    leaves tiny clusters: 7 of 11 hold 1% of the cells), BaristaSeq .616, DLPFC .589;
+    mean of family means .600 against .670. The aligned mean on that partition instead
+    of the medoid member's: .644 (osmFISH .665). Neither adopted.
+  - Label transfer: a view of analytic Pearson residuals beside the log view, the new
+    `label_transfer` default (`transfer.md`): mean ARI .757 / balanced accuracy .861
+    against .748 / .857, and higher on the HER2ST cross-check.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
