@@ -97,6 +97,28 @@ def test_the_threshold_reads_the_environment(monkeypatch):
     assert chunked.use_chunked(np.zeros((11, 2))) and not chunked.use_chunked(np.zeros((10, 2)))
 
 
+def test_wide_gene_sets_fit_the_chunked_pca_on_fewer_rows(monkeypatch):
+    """The PCA's fit sample is bounded in entries: FIT_OBS rows for narrow gene sets,
+    FIT_ENTRIES / genes rows for wide ones (memory does not grow with n_top_genes)."""
+    adata = sdc.datasets.synthetic(n_obs=600, n_vars=60, n_domains=3, random_state=0)
+    real, rows = chunked.fit_subsample, []
+    monkeypatch.setattr(
+        chunked, "fit_subsample", lambda n, seed, max_rows=None: rows.append(
+            real(n, seed, max_rows).size) or real(n, seed, max_rows)
+    )  # fmt: skip
+    monkeypatch.setattr(chunked, "FIT_OBS", 500)
+    monkeypatch.setattr(chunked, "FIT_ENTRIES", 40 * 200)  # 200 rows of 40 genes
+    pcs = chunked.expression_pcs_chunked(
+        adata.X, n_comps=5, n_top_genes=40, chunk=128, normalization="log"
+    )
+    assert pcs.shape == (600, 5) and np.isfinite(pcs).all()
+    chunked.expression_pcs_chunked(
+        adata.X, n_comps=5, n_top_genes=20, chunk=128, normalization="log"
+    )
+    assert rows == [200, 400]  # 40 genes: 200 rows; 20 genes: 400 rows (under FIT_OBS)
+    assert real(600, 0).size == 500 and real(100, 0, max_rows=0).size == 1
+
+
 @pytest.mark.parametrize("flavor", ["seurat", "variance"])
 @pytest.mark.parametrize("batched", [False, True])
 def test_gene_selection_from_streamed_statistics(flavor, batched):

@@ -949,10 +949,11 @@ NOTES = """## What was tried, what was chosen, what did not help
     between the consensus members' labels) is 0.31-0.53 on HER2ST D1, C1 and A1 at
     seeds 0-1, 0.63-0.86 on STARmap, BaristaSeq, 151507, 151669 and 151674.
 - **Session 21: 3000 genes (the new default), where 151669's spread comes from, and
-  consensus rules on saved members (package, seeds 0-7).** This session ran on another
-  machine (AMD EPYC; NumPy 2.4.6, scikit-learn 1.9.1), where single runs differ from the
-  earlier machine's in the last digits and now and then in a few labels (151674 seed 0
-  .666 against .660), so the defaults were re-run there first (`deep:s21_default`):
+  consensus rules on saved members (package, seeds 0-7).** This session ran on a new
+  machine with a fresh install (NumPy 2.4.6, scikit-learn 1.9.1, SciPy 1.17.1), where
+  single runs differ from session 20's in the last digits and now and then in a few
+  labels (151674 seed 0 .666 against .660), so the defaults were re-run there first
+  (`deep:s21_default`):
   DLPFC .602 (151507 .567, 151508 .524, 151669 .626, 151673 .642, 151674 .650), osmFISH
   .775, BaristaSeq .692, STARmap .902, HER2ST .378 (mean of family means .670 against
   `deep:rows64k`'s .671); every comparison below is made on that machine.
@@ -963,9 +964,19 @@ NOTES = """## What was tried, what was chosen, what did not help
     HER2ST .3785 against .3783 (A1 .601 vs .578, C1 .538 vs .570, D1 .050 vs .037);
     DLPFC .606, mean of family means .671 against .670, seed sd within .02 on 8 sections
     of 12 against 6. Leave-one-dataset-out between the two picks it in all five folds
-    (with DLPFC held out by .00004, the HER2ST difference). The package default since
-    session 21 (`CLUSTER_DEFAULTS`); GraphST and STAGATE keep 3000 genes too. Paired
-    runs on 151674 took 15.2 / 15.5 s against 17.2 / 14.8 s with 2000.
+    (with DLPFC held out by .00004, the HER2ST difference). Paired runs on 151674 took
+    15.2 / 15.5 s against 17.2 / 14.8 s with 2000.
+  - 5000 genes (`deep:genes5000`, all of 151673's and 151674's; run after 3000 had been
+    adopted and benchmarked, seconds measured alone): 151673 .657 (sd .006), 151674 .676
+    (sd .019 against .031 and .037), HER2ST .383 (A1 .581, B1 .336, C1 .562, D1 .053);
+    DLPFC .610, mean of family means .6725 against .6709 (3000) and .6699 (2000), seed sd
+    within .02 on 8 sections of 12. Among the three, leave-one-dataset-out picks it in
+    all five folds: the package default since session 21 (`CLUSTER_DEFAULTS`). Paired
+    runs on 151674: 15.3 / 15.8 s against 17.5 / 15.3 s with 3000. Only the number of
+    genes kept changes, so memory grows with it on the in-memory path (a dense
+    observations x genes matrix per view); the chunked path now bounds its PCA's fit
+    sample at 100 million entries (`FIT_ENTRIES`: 50,000 rows up to 2,000 genes, 20,000
+    rows at 5,000).
   - 151669's members fall into two partitions: one splits Layer 3 (ARI about .51), the
     other keeps it whole, joins the white matter to Layer 6 and scores .65-.69 (the
     annotation's largest layer weighs most in the ARI; members grouped by average linkage on

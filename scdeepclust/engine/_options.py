@@ -114,7 +114,7 @@ class FeatureOptions(Options):
         Concatenate expression PCs with their averages over the spatial graph (BANKSY-style)
         and, in ``deep_cluster``, smooth the soft assignments over it.
     n_top_genes
-        Highly variable genes kept (2000; 3000 in ``deep_cluster``, see
+        Highly variable genes kept (2000; 5000 in ``deep_cluster``, see
         :data:`CLUSTER_DEFAULTS`).
     gene_selection
         ``"variance"`` (genes of highest log-expression variance) or ``"seurat"``
@@ -513,14 +513,14 @@ DEEP_DEFAULTS: dict[str, Options] = {
 #: seeds DLPFC .596 against .567, HER2ST .378 vs .369, BaristaSeq .693 vs .701, osmFISH
 #: .763 vs .770, STARmap .901 vs .903 (mean of family means .666 vs .662), chosen
 #: leave-one-dataset-out in 3 folds of 5; the seed spread is larger (sd <= .02 on 4
-#: sections of 12 against 8). Since session 21 it keeps 3000 highly variable genes
-#: instead of 2000 (only panels of more genes differ: 151673, 151674 and HER2ST here):
-#: over eight seeds DLPFC .606 against .602 (151673 .659 vs .642, sd .008 vs .021; 151674
-#: .656 vs .650), HER2ST .3785 against .3783, chosen leave-one-dataset-out in 5 folds of 5
-#: (GraphST and STAGATE keep 3000 as well).
+#: sections of 12 against 8). Since session 21 it keeps 5000 highly variable genes
+#: instead of 2000 (only panels of more genes differ: 151673 and 151674, which have 5000,
+#: and HER2ST here): over eight seeds DLPFC .610 against .602 (151673 .657 vs .642, sd
+#: .006 vs .021; 151674 .676 vs .650, sd .019 vs .037), HER2ST .383 against .378, chosen
+#: leave-one-dataset-out in 5 folds of 5 against 2000 and 3000 (DLPFC .606, HER2ST .379).
 CLUSTER_DEFAULTS: dict[str, Options] = {
     **DEEP_DEFAULTS,
-    "features": FeatureOptions(anisotropy=4.0, n_top_genes=3000),
+    "features": FeatureOptions(anisotropy=4.0, n_top_genes=5000),
     "model": ModelOptions(n_latent=6, n_members="auto"),
     "train": TrainOptions(epochs=100, input_noise=(0.0, 0.5)),
     "refine": RefineOptions(consensus_share=1.0, consensus_drop_merged=True),

@@ -55,6 +55,10 @@ BLOCK_VALUES = 2**24
 NORMALIZATIONS = ("log", "pearson", "log+pearson")
 #: Rows the PCAs of the chunked path are fitted on (a seeded subsample when there are more).
 FIT_OBS = 50_000
+#: Entries (rows x genes) of the standardised sample an expression PCA of the chunked path
+#: is fitted on: all :data:`FIT_OBS` rows up to 2,000 genes, fewer rows for wider gene sets
+#: (at most 400 MB of float32, whatever the number of genes kept).
+FIT_ENTRIES = 100_000_000
 
 
 def is_backed(X) -> bool:
@@ -297,13 +301,15 @@ def _pearson_transform(X, libsize, codes, n_groups, n_top_genes, genes, chunk):
     return hvg, normalized, mean, std
 
 
-def fit_subsample(n_obs: int, random_state: int) -> np.ndarray:
-    """Sorted indices of at most :data:`FIT_OBS` observations (all of them when fewer), on
-    which a PCA or a mixture is fitted before it is applied to every observation."""
-    if n_obs <= FIT_OBS:
+def fit_subsample(n_obs: int, random_state: int, max_rows: int | None = None) -> np.ndarray:
+    """Sorted indices of at most :data:`FIT_OBS` observations (and at most ``max_rows``;
+    all of them when fewer), on which a PCA or a mixture is fitted before it is applied to
+    every observation."""
+    limit = FIT_OBS if max_rows is None else max(1, min(FIT_OBS, int(max_rows)))
+    if n_obs <= limit:
         return np.arange(n_obs)
     rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(n_obs, FIT_OBS, replace=False))
+    return np.sort(rng.choice(n_obs, limit, replace=False))
 
 
 def expression_pcs_chunked(
@@ -380,7 +386,7 @@ def expression_pcs_chunked(
 
 def _view_pcs(hvg, normalized, mean, std, codes, n_comps: int, random_state: int, chunk: int):
     """PCs of one view: its per-sample z-scores, a PCA fitted on at most :data:`FIT_OBS` rows
-    and applied to every row block."""
+    (fewer for wide gene sets, :data:`FIT_ENTRIES`) and applied to every row block."""
     from ..nn._distributed import allreduce_sum, my_blocks
 
     if not hvg.any() or not (std > 0).any():
@@ -392,9 +398,9 @@ def _view_pcs(hvg, normalized, mean, std, codes, n_comps: int, random_state: int
     def standardized(rows):
         return _standardize_block(normalized(rows), codes[rows], mean, std)
 
-    n_obs = len(codes)
-    fit = fit_subsample(n_obs, random_state)
-    sample = np.zeros((fit.size, int(hvg.sum())), dtype=np.float32)
+    n_obs, n_genes = len(codes), int(hvg.sum())
+    fit = fit_subsample(n_obs, random_state, max_rows=FIT_ENTRIES // n_genes)
+    sample = np.zeros((fit.size, n_genes), dtype=np.float32)
     for rows in my_blocks(row_blocks(n_obs, chunk)):
         first, last = np.searchsorted(fit, [rows.start, rows.stop])
         if last > first:  # blocks without subsample rows are not read
