@@ -71,12 +71,12 @@ def k_stability(
     Returns
     -------
     matplotlib.figure.Figure
-        The figure.
+        One panel: stability against k, the chosen k marked in red (not shown).
 
     Raises
     ------
     KeyError
-        When ``adata.uns[key]`` is missing.
+        When there is no ``adata.uns[key]``.
     ScdeepclustInputError
         When the record holds no stability per k (k was given, or estimated by Leiden).
     """
