@@ -79,7 +79,7 @@ def slice_features(
 
 def _shared_pcs(scaled: list, graphs: list, n_fit: int, opts, random_state: int) -> list:
     """One view's PCs of every slice, on axes fitted to the first ``n_fit`` slices'
-    neighbourhood-averaged expression (float64 arrays)."""
+    neighbourhood-averaged expression (of the view's dtype)."""
     fit = np.vstack(
         [
             neighbor_average(x, g, hops=opts.pca_hops) if opts.pca_hops else x

@@ -1,10 +1,11 @@
 """Plots: spatial domain maps, per-sample score charts, training curves and the choice of k.
 
-``spatial_compare``, ``scores``, ``history`` and ``k_stability`` return a :class:`matplotlib.figure.Figure`
-(never shown); ``spatial`` follows :func:`scanpy.pl.embedding` (axes when ``show=False``).
-``save=`` behaves as in Scanpy: ``True`` or a file-name suffix writes under
-``scanpy.settings.figdir``; a :class:`pathlib.Path` is written as given.  Maps draw the y axis
-down, like :func:`scanpy.pl.spatial`, and store the colours of categorical keys in
+``spatial_compare``, ``scores``, ``history`` and ``k_stability`` return a
+:class:`matplotlib.figure.Figure` (never shown); ``spatial`` follows
+:func:`scanpy.pl.embedding` (axes when ``show=False``). ``save=`` behaves as in Scanpy:
+``True`` or a file-name suffix writes under ``scanpy.settings.figdir``; a
+:class:`pathlib.Path` is written as given.  Maps draw the y axis down, like
+:func:`scanpy.pl.spatial`, and store the colours of categorical keys in
 ``adata.uns[f"{key}_colors"]``.
 """
 

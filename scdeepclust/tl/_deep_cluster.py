@@ -88,8 +88,8 @@ def deep_cluster(
         numbers runs a sweep on one pretrained model, written under ``f"{key_added}_k{k}"``.
     features
         :class:`~scdeepclust.engine.FeatureOptions` or a dict of them (merged over the
-        defaults): ``spatial``, ``n_top_genes`` (5000 here), ``n_pcs``, ``n_comps``, ``lam``, ``hops``,
-        ``expression_weight`` (a share of each neighbourhood average that down-weights
+        defaults): ``spatial``, ``n_top_genes`` (5000 here), ``n_pcs``, ``n_comps``, ``lam``,
+        ``hops``, ``expression_weight`` (a share of each neighbourhood average that down-weights
         neighbours of unlike expression; 0), ``anisotropy`` (default 4 here, 0 in
         ``ae_embed``: how much edges across the local direction of expression change lose
         weight; needs ``obsm["spatial"]``), ``n_neighs``, ``use_highly_variable`` (the user's ``var["highly_variable"]``, used
