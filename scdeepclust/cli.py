@@ -486,6 +486,9 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
         h5ad: h5ad_writer(adata),
         out / f"{sample}.png": bytes_writer(_render(pl.spatial_compare(adata, keys))),
     }
+    if k is None:  # the evidence behind the estimated number of domains
+        figure = pl.k_stability(adata, key)
+        writers[out / f"{sample}_k_stability.png"] = bytes_writer(_render(figure))
     if args.export_csv:  # Loupe Browser's custom-category import: barcode,domain
         table = pd.DataFrame({"barcode": adata.obs_names, "domain": adata.obs[key].astype(str)})
         writers[out / f"{sample}_domains.csv"] = bytes_writer(table.to_csv(index=False))
@@ -514,6 +517,8 @@ def _cmd_cluster(args, log: _Log) -> int:
     out = _out_dir(args.out)
     suffixes = (".h5ad", ".png", "_scores.json", "_scores.csv")
     suffixes += ("_domains.csv",) if args.export_csv else ()
+    if args.method == "deep" and args.n_clusters is None:  # k may be estimated
+        suffixes += ("_k_stability.png",)
     outputs = [out / f"{_sample_name(f)}{suffix}" for f in files for suffix in suffixes]
     _check_outputs(outputs, args.overwrite, files)
     code = EXIT_OK
@@ -763,6 +768,8 @@ def build_parser() -> argparse.ArgumentParser:
         "truth only)\n"
         "  <sample>_domains.csv       with --export-csv: barcode,domain (a Loupe Browser "
         "custom category)\n"
+        "  <sample>_k_stability.png   when deep estimated the number of clusters: the "
+        "stability of every k tried (sdc.pl.k_stability)\n"
         "The sample name is the file name without its extension and a leading 'sample_' (a "
         "Space Ranger folder's name; its parent's for 'outs').\n"
         "The number of clusters: --n-clusters, else the number of truth classes of the file; "

@@ -238,6 +238,22 @@ def test_cluster_deep(run, tmp_path, short_training):
     assert scores["method"] == "deep" and scores["obs_key"] == "deep_cluster"
 
 
+def test_cluster_deep_without_truth_estimates_k_and_draws_the_evidence(
+    run, tmp_path, short_training
+):
+    path = _write_spca(tmp_path / "nolab.h5", n_obs=300, n_vars=100, truth=False)
+    code, _, err = run("cluster", path, "--out", tmp_path / "o", "--device", "cpu")
+    assert code == 0, err
+    adata = ad.read_h5ad(tmp_path / "o" / "nolab.h5ad")
+    assert adata.uns["deep_cluster"]["n_clusters_source"].startswith("stability")
+    assert adata.uns["scdeepclust_cli"]["n_clusters_source"] == "estimated"
+    figure = tmp_path / "o" / "nolab_k_stability.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second run refuses to overwrite it, as every other output
+    code, _, err = run("cluster", path, "--out", tmp_path / "o", "--device", "cpu")
+    assert code != 0 and "exist" in err
+
+
 # ----------------------------------------------------------------------------- bench
 
 
