@@ -486,7 +486,7 @@ def _cluster_one(path: Path, args, out: Path, log: _Log) -> None:
         h5ad: h5ad_writer(adata),
         out / f"{sample}.png": bytes_writer(_render(pl.spatial_compare(adata, keys))),
     }
-    if k is None:  # the evidence behind the estimated number of domains
+    if k is None and adata.uns[key].get("n_clusters_evidence"):  # why this k
         figure = pl.k_stability(adata, key)
         writers[out / f"{sample}_k_stability.png"] = bytes_writer(_render(figure))
     if args.export_csv:  # Loupe Browser's custom-category import: barcode,domain
