@@ -948,7 +948,7 @@ NOTES = """## What was tried, what was chosen, what did not help
     .036) against .571 (.044). Not adopted. The new `member_agreement` record (mean ARI
     between the consensus members' labels) is 0.31-0.53 on HER2ST D1, C1 and A1 at
     seeds 0-1, 0.63-0.86 on STARmap, BaristaSeq, 151507, 151669 and 151674.
-- **Session 21: 3000 genes (the new default), where 151669's spread comes from, and
+- **Session 21: 3000, then 5000 genes (the new default), where 151669's spread comes from, and
   consensus rules on saved members (package, seeds 0-7).** This session ran on a new
   machine with a fresh install (NumPy 2.4.6, scikit-learn 1.9.1, SciPy 1.17.1), where
   single runs differ from session 20's in the last digits and now and then in a few
@@ -997,6 +997,47 @@ NOTES = """## What was tried, what was chosen, what did not help
   - Label transfer: a view of analytic Pearson residuals beside the log view, the new
     `label_transfer` default (`transfer.md`): mean ARI .757 / balanced accuracy .861
     against .748 / .857, and higher on the HER2ST cross-check.
+- **Session 22: the deep ARI at every k, and three more rules for `n_clusters=None`
+  (package defaults, seeds 0-2, every section; scratch; none adopted).** One pretraining
+  per run clustered at k = 2..16 (`deep_cluster(adata, list(range(2, 17)))`, which
+  reproduces the single-k runs: STARmap seed 0 .9077, 151669 seed 0 .674), so any rule's
+  pick can be scored by the deep ARI at that k without a rerun. Mean over seeds of the ARI
+  at the true k / at the shipped stability pick / at the best k of the mean curve: 151507
+  .576 / .529 (6, 6, 6) / .620 (k = 10); 151508 .528 / .448 (3, 6, 6) / .567 (5); 151669
+  .652 / .713 (3, 3, 3) / .713 (3); 151673 .659 / .589 (9, 8, 9) / .659 (7); 151674 .672
+  / .470 (3, 3, 3) / .684 (6); BaristaSeq .699 / .706 (8, 7, 9); osmFISH .787 / .722 (9,
+  9, 9); STARmap .900 / .900 (4, 4, 4); HER2ST A1 .590 / .756 (3, 3, 3), B1 .340 / .340,
+  C1 .564 / .564, D1 .076 / .074. Families at the stability pick: DLPFC .550, osmFISH
+  .722, BaristaSeq .706, STARmap .900, HER2ST .434 (mean of family means .662 against
+  .679 at the true k). Fewer domains than annotated score higher on 151669 and HER2ST A1
+  (the annotation's largest region weighs most), and the DLPFC curves are flat from 5-6
+  to 9-10 within about .05: the shortfall at the estimated k comes from 151508 and 151674
+  picking 3 (WM / deep / upper layers).
+  - The knee of the tied-GMM log-likelihood over k = 2..16 (session 18's rule, now scored
+    by ARI): DLPFC within +-1 in 14 of 15 runs and ARI .582, but 0 of 21 runs elsewhere
+    (STARmap 7-9, HER2ST 5-12): mean of family means .545 against .662.
+  - The largest k whose stability is within 1-10% of the maximum, the same among local
+    maxima only, and the local maximum nearest the knee: at best DLPFC within +-1 in 11
+    runs of 15 (nearest the knee; ARI .575) while STARmap and HER2ST fall (.608 / .237);
+    the others 3-8 of 15. Mean of family means .498-.652 against the shipped rule's .662.
+    Leave-one-dataset-out scored by the ARI at the pick keeps the shipped rule in 4 folds
+    of 5 (with STARmap held out it picks "within 2%": .757 against .900); scored by the
+    fraction within +-1 it picks "within 2%" in 4 folds (the shipped rule with osmFISH held
+    out), and the held-out fractions average .33 against the shipped rule's .46 (held-out
+    ARI .634 against .662 by the first scoring).
+  - Stability less that of a structureless reference (the same ten tied GMMs per k on
+    Gaussian data with the features' covariance; a tied GMM is affine-equivariant, so the
+    reference depends only on n, the 20 dimensions and k), as a difference or normalised
+    by 1 - reference: on the DLPFC runs computed (ten runs; the reference's EM runs to its
+    iteration cap on structureless data, several minutes a run on two cores, so the other
+    sections were not run) the normalised form moves 151508 to 7, 6, 6 (was 3, 6, 6) but
+    keeps 151669 at 3, 3, 3 and takes 151673 seed 0 to 12 (was 9); the difference picks
+    6 on 151507 and 10-15 on the others. At most 3 DLPFC slices of 5 either way. Not pursued.
+  - Camp selection for 151669's two partitions (session 21's saved members, 2000 genes,
+    seeds 0-7): a member's spatial coherence
+    (share of 6-NN pairs with equal labels) ranks its ARI with Spearman .63 on 151669 but
+    -.24 on 151674; its label entropy -.76 and .15; its agreement with the other members
+    .25 and .67. No rule that ranks both.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
