@@ -119,6 +119,7 @@ def test_n_clusters_estimated_by_stability_with_evidence(fast, monkeypatch):
     # own tolerance, and both clearly more stable than the over-splits
     assert abs(record["n_clusters"] - 3) <= 1
     assert record["n_clusters_source"].startswith("stability across k")
+    assert record["n_clusters_at_edge"] is (record["n_clusters"] in (3, 7))
     evidence = record["n_clusters_evidence"]
     assert sorted(int(k) for k in evidence) == list(range(3, 8))  # the ends are neighbours only
     assert max(evidence, key=evidence.get) == str(record["n_clusters"])
@@ -141,10 +142,17 @@ def test_n_clusters_by_leiden_on_request(fast):
         sdc.pl.k_stability(adata)
 
 
-def test_k_at_the_edge_of_the_range_is_warned(fast):
+def test_k_at_the_edge_of_the_range_is_warned_and_recorded(fast):
     adata = sdc.datasets.synthetic(n_obs=600, n_vars=80, n_domains=3, random_state=3)
-    with pytest.warns(UserWarning, match="at the edge of the range searched"):
+    # one candidate (3): both the smallest and the largest, so both pieces of advice
+    with pytest.warns(UserWarning, match="at the edge of the range searched") as caught:
         sdc.tl.deep_cluster(adata, **fast.merge(fast.dc, refine={"k_range": (2, 4)}))
+    message = next(str(w.message) for w in caught if "edge" in str(w.message))
+    assert "coarsest split" in message and "sdc.pl.k_stability" in message
+    assert "upwards" in message
+    assert adata.uns["deep_cluster"]["n_clusters_at_edge"] is True
+    sdc.tl.deep_cluster(adata, 3, key_added="given", **fast.dc)  # a given k is never at an edge
+    assert adata.uns["given"]["n_clusters_at_edge"] is False
 
 
 def test_refinement_that_does_not_converge_is_warned_and_recorded(small_adata, fast):

@@ -156,7 +156,8 @@ def deep_cluster(
       (``n_obs x k``; the labels are its argmax);
     - ``uns[key_added]``: ``params`` (the arguments and resolved option groups),
       ``n_clusters``, ``n_clusters_source``, ``n_clusters_evidence`` (stability per k when
-      it was estimated), ``n_members`` (the autoencoders trained), ``history`` (``pretrain_loss``, ``kl_loss``,
+      it was estimated), ``n_clusters_at_edge`` (an estimated k that is the smallest or
+      largest candidate, also warned; ``False`` when k was given), ``n_members`` (the autoencoders trained), ``history`` (``pretrain_loss``, ``kl_loss``,
       ``recon_loss``, ``label_change`` of the reference member; with several members also
       ``member_converged``, ``consensus_reference``, the index of the member whose
       clusters the others were matched to, ``consensus_members``, the members whose
@@ -217,6 +218,7 @@ def deep_cluster(
             n_clusters=result.n_clusters,
             n_clusters_source=result.n_clusters_source,
             n_clusters_evidence=k_evidence(result, estimator.choose_k),
+            n_clusters_at_edge=k_at_edge(result, estimator.choose_k),
             history=result.history,
             n_members=len(estimator.members_),
             converged=result.converged,
@@ -290,10 +292,26 @@ def warn_if_off(result, chooser, refine: RefineOptions) -> None:
             UserWarning,
             stacklevel=3,
         )
-    if result.n_clusters_source != "given" and getattr(chooser, "at_edge_", False):
+    if k_at_edge(result, chooser):
+        low, high = refine.k_range
+        advice = []
+        if result.n_clusters == low + 1:
+            advice.append(
+                "the coarsest split searched is the most stable, as on layered tissue (3 on "
+                "the DLPFC slices 151669 and 151674, which have 5 and 7 annotated layers): "
+                "look at sdc.pl.k_stability(adata) and pass n_clusters (a list pretrains "
+                "once), or raise the lower end of refine={'k_range': ...}"
+            )
+        if result.n_clusters == high - 1:
+            advice.append("widen refine={'k_range': ...} upwards")
         warnings.warn(
             f"{_FUNC}: the estimated number of domains ({result.n_clusters}) is at the edge of "
-            f"the range searched {tuple(refine.k_range)}; widen refine={{'k_range': ...}}.",
+            f"the range searched {tuple(refine.k_range)}; {'; '.join(advice)}.",
             UserWarning,
             stacklevel=3,
         )
+
+
+def k_at_edge(result, chooser) -> bool:
+    """Whether an estimated k is the smallest or largest candidate (``False`` when given)."""
+    return result.n_clusters_source != "given" and bool(getattr(chooser, "at_edge_", False))
