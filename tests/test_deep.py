@@ -155,6 +155,38 @@ def test_k_at_the_edge_of_the_range_is_warned_and_recorded(fast):
     assert adata.uns["given"]["n_clusters_at_edge"] is False
 
 
+@pytest.mark.parametrize(
+    ("k", "advice", "absent"),
+    [(15, "upwards", "coarsest split"), (3, "coarsest split", "upwards"), (8, None, None)],
+)
+def test_the_edge_warning_names_the_edge(k, advice, absent):
+    import warnings
+    from types import SimpleNamespace
+
+    from scdeepclust.engine import RefineOptions, StabilityK
+    from scdeepclust.tl._deep_cluster import warn_if_off
+
+    chooser = StabilityK()  # default range 2..16: candidates 3..15
+    chooser.at_edge_ = k in (3, 15)
+    result = SimpleNamespace(
+        n_clusters=k,
+        n_clusters_source=str(chooser),
+        history={},
+        converged=True,
+        labels=np.arange(k),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_if_off(result, chooser, RefineOptions())
+    messages = [str(w.message) for w in caught]
+    if advice is None:  # an inner k: no warning at all
+        assert messages == []
+        return
+    (message,) = messages
+    assert f"({k}) is at the edge of the range searched (2, 16)" in message
+    assert advice in message and absent not in message
+
+
 def test_refinement_that_does_not_converge_is_warned_and_recorded(small_adata, fast):
     with pytest.warns(UserWarning, match="refinement did not converge"):
         sdc.tl.deep_cluster(small_adata, 3, **fast.merge(fast.dc, refine={"epochs": 2, "tol": 0.0}))
