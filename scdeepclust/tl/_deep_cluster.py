@@ -157,8 +157,9 @@ def deep_cluster(
     - ``uns[key_added]``: ``params`` (the arguments and resolved option groups),
       ``n_clusters``, ``n_clusters_source``, ``n_clusters_evidence`` (stability per k when
       it was estimated), ``n_clusters_at_edge`` (an estimated k that is the smallest or
-      largest candidate, also warned; ``False`` when k was given), ``n_members`` (the autoencoders trained), ``history`` (``pretrain_loss``, ``kl_loss``,
-      ``recon_loss``, ``label_change`` of the reference member; with several members also
+      largest candidate, also warned; ``False`` when k was given), ``n_members`` (the
+      autoencoders trained), ``history`` (``pretrain_loss``, ``kl_loss``, ``recon_loss``,
+      ``label_change`` of the reference member; with several members also
       ``member_converged``, ``consensus_reference``, the index of the member whose
       clusters the others were matched to, ``consensus_members``, the members whose
       assignments formed the consensus, and ``member_agreement``, the mean ARI between
@@ -297,13 +298,14 @@ def warn_if_off(result, chooser, refine: RefineOptions) -> None:
         advice = []
         if result.n_clusters == low + 1:
             advice.append(
-                "the coarsest split searched is the most stable, as on layered tissue (3 on "
-                "the DLPFC slices 151669 and 151674, which have 5 and 7 annotated layers): "
-                "look at sdc.pl.k_stability(adata) and pass n_clusters (a list pretrains "
-                "once), or raise the lower end of refine={'k_range': ...}"
+                "the coarsest split searched is the most stable, as often on layered tissue "
+                "(white matter / deep / upper layers): look at sdc.pl.k_stability(adata) and "
+                "pass n_clusters (a list pretrains once), or raise the lower end of "
+                "refine={'k_range': ...}"
             )
         if result.n_clusters == high - 1:
             advice.append("widen refine={'k_range': ...} upwards")
+        advice = advice or ["look at sdc.pl.k_stability(adata)"]
         warnings.warn(
             f"{_FUNC}: the estimated number of domains ({result.n_clusters}) is at the edge of "
             f"the range searched {tuple(refine.k_range)}; {'; '.join(advice)}.",
