@@ -1033,6 +1033,16 @@ NOTES = """## What was tried, what was chosen, what did not help
     sections were not run) the normalised form moves 151508 to 7, 6, 6 (was 3, 6, 6) but
     keeps 151669 at 3, 3, 3 and takes 151673 seed 0 to 12 (was 9); the difference picks
     6 on 151507 and 10-15 on the others. At most 3 DLPFC slices of 5 either way. Not pursued.
+  - One-sided and same-k forms of the stability, from the same ten tied GMMs per k (all
+    36 runs): k against k - 1 only, k against k + 1 only, the mean Fowlkes-Mallows or ARI
+    among the ten clusterings at k, and the largest fall of the k - 1 / k or the same-k
+    ARI stability on going to k + 1. Mean of family means at the pick (DLPFC; runs within
+    +-1 of 15 on DLPFC): shipped two-sided .662 (.550; 6), k + 1 only .637 (.594; 8, but
+    STARmap .725: 6, 4, 3), k - 1 only .580 (.569; 6; BaristaSeq .459: 3, 3, 10), same-k
+    ARI .543, same-k FMI .538, the falls .526 and .530. Every form leaves 151669 at 3 in
+    at least two seeds of three. Leave-one-dataset-out by the ARI at the pick keeps the
+    shipped form in 4 folds of 5 (with STARmap held out it picks k + 1 only: .725 against
+    .900).
   - Camp selection for 151669's two partitions (session 21's saved members, 2000 genes,
     seeds 0-7): a member's spatial coherence
     (share of 6-NN pairs with equal labels) ranks its ARI with Spearman .63 on 151669 but
