@@ -167,7 +167,7 @@ def test_the_edge_warning_names_the_edge(k, advice, absent):
     from scdeepclust.tl._deep_cluster import warn_if_off
 
     chooser = StabilityK()  # default range 2..16: candidates 3..15
-    chooser.at_edge_ = k in (3, 15)
+    chooser.edges_ = {3: ("lower",), 15: ("upper",)}.get(k, ())
     result = SimpleNamespace(
         n_clusters=k,
         n_clusters_source=str(chooser),

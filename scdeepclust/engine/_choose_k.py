@@ -58,8 +58,12 @@ class StabilityK:
     ----------
     stability_
         ``{k: stability}`` of the last call (the evidence recorded by the tools).
+    edges_
+        The edges of the candidates the chosen k sits on: ``("lower",)`` for the smallest,
+        ``("upper",)`` for the largest, both when there is one candidate, ``()`` inside (k
+        may lie outside the range searched).
     at_edge_
-        Whether the chosen k is the smallest or largest candidate (k may lie outside).
+        ``bool(edges_)``.
     """
 
     def __init__(
@@ -94,8 +98,13 @@ class StabilityK:
             for k in ks[1:-1]
         }
         best = max(self.stability_, key=self.stability_.get)
-        self.at_edge_ = best in (ks[1], ks[-2])
+        self.edges_ = tuple(side for side, k in (("lower", ks[1]), ("upper", ks[-2])) if k == best)
         return int(best)
+
+    @property
+    def at_edge_(self) -> bool:
+        """Whether the chosen k is the smallest or largest candidate."""
+        return bool(self.edges_)
 
     def _clusterings(self, data: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
         out = []

@@ -219,7 +219,7 @@ def deep_cluster(
             n_clusters=result.n_clusters,
             n_clusters_source=result.n_clusters_source,
             n_clusters_evidence=k_evidence(result, estimator.choose_k),
-            n_clusters_at_edge=k_at_edge(result, estimator.choose_k),
+            n_clusters_at_edge=bool(k_edges(result, estimator.choose_k)),
             history=result.history,
             n_members=len(estimator.members_),
             converged=result.converged,
@@ -293,27 +293,32 @@ def warn_if_off(result, chooser, refine: RefineOptions) -> None:
             UserWarning,
             stacklevel=3,
         )
-    if k_at_edge(result, chooser):
-        low, high = refine.k_range
-        advice = []
-        if result.n_clusters == low + 1:
-            advice.append(
-                "the coarsest split searched is the most stable, as often on layered tissue "
-                "(white matter / deep / upper layers): look at sdc.pl.k_stability(adata) and "
-                "pass n_clusters (a list pretrains once), or raise the lower end of "
-                "refine={'k_range': ...}"
-            )
-        if result.n_clusters == high - 1:
-            advice.append("widen refine={'k_range': ...} upwards")
-        advice = advice or ["look at sdc.pl.k_stability(adata)"]
+    edges = k_edges(result, chooser)
+    if edges:
+        advice = "; ".join(EDGE_ADVICE[edge] for edge in edges)
         warnings.warn(
             f"{_FUNC}: the estimated number of domains ({result.n_clusters}) is at the edge of "
-            f"the range searched {tuple(refine.k_range)}; {'; '.join(advice)}.",
+            f"the range searched {tuple(refine.k_range)}; {advice}.",
             UserWarning,
             stacklevel=3,
         )
 
 
-def k_at_edge(result, chooser) -> bool:
-    """Whether an estimated k is the smallest or largest candidate (``False`` when given)."""
-    return result.n_clusters_source != "given" and bool(getattr(chooser, "at_edge_", False))
+#: What the edge warning advises at each edge of the candidate k.
+EDGE_ADVICE = {
+    "lower": (
+        "the coarsest split searched is the most stable, as often on layered tissue "
+        "(white matter / deep / upper layers): look at sdc.pl.k_stability(adata) and "
+        "pass n_clusters (a list pretrains once), or raise the lower end of "
+        "refine={'k_range': ...}"
+    ),
+    "upper": "widen refine={'k_range': ...} upwards",
+}
+
+
+def k_edges(result, chooser) -> tuple[str, ...]:
+    """The edges of the candidates an estimated k sits on (``()`` when k was given, or for
+    a chooser without edges such as Leiden's): ``chooser.edges_``."""
+    if result.n_clusters_source == "given":
+        return ()
+    return tuple(getattr(chooser, "edges_", ()))
