@@ -61,8 +61,7 @@ class StabilityK:
     edges_
         The edges of the candidates the chosen k sits on: ``("lower",)`` for the smallest,
         ``("upper",)`` for the largest, both when there is one candidate, ``()`` inside (k
-        may lie outside the range searched).
-    at_edge_
+        may lie outside the range searched); the property :attr:`at_edge_` is
         ``bool(edges_)``.
     """
 
