@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import scdeepclust as sdc
+from scdeepclust import engine
 from scdeepclust._utils import ScdeepclustInputError
 
 
@@ -40,7 +41,9 @@ def test_deep_cluster_outputs(clustered):
     )
 
 
-def test_flat_keywords_still_work_with_a_future_warning(fast):
+def test_flat_keywords_still_work_with_a_future_warning(fast, monkeypatch):
+    # the "auto" ensemble's cap, lowered to keep the test fast: 300 spots ask for more
+    monkeypatch.setattr(engine._ensemble_size, "AUTO_MEMBERS", (2, 6))
     adata = sdc.datasets.synthetic(n_obs=300, n_vars=60, n_domains=3, random_state=4)
     grouped = sdc.tl.deep_cluster(
         adata, 3, copy=True, **fast.merge(fast.dc, model={"n_members": "auto"})
@@ -50,7 +53,7 @@ def test_flat_keywords_still_work_with_a_future_warning(fast):
         old = sdc.tl.deep_cluster(adata, 3, copy=True, verbose=False, **flat)
     assert np.array_equal(old.obs["deep_cluster"], grouped.obs["deep_cluster"])
     assert old.uns["deep_cluster"]["params"]["model"]["n_members"] == "auto"  # the default
-    assert old.uns["deep_cluster"]["n_members"] == 20  # 300 spots: the most members
+    assert old.uns["deep_cluster"]["n_members"] == 6  # 300 spots: the most members
     old_refine = old.uns["deep_cluster"]["params"]["refine"]
     new_refine = grouped.uns["deep_cluster"]["params"]["refine"]
     assert old_refine.keys() == new_refine.keys()

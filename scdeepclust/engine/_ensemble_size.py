@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 #: 48,000 and 64,000 were swept over eight seeds (``benchmarks/results/selection.md``):
 #: 64,000 scored best and fits the budget since session 20's faster step.
 ENSEMBLE_ROWS = 64_000
-#: Fewest and most members of an ``"auto"`` ensemble.
-AUTO_MEMBERS = (8, 20)
+#: Fewest and most members of an ``"auto"`` ensemble. The most was 20 until session 23: on
+#: small data (BaristaSeq 41 members, STARmap 61, HER2ST 80 under this cap) the larger
+#: ensemble halves the seed sd of HER2ST's consensus (over eight seeds .012-.030 against
+#: .040-.059 on A1, C1, D1) at the same accuracy, 7-14 s a section; a cap of 200 is no
+#: steadier and takes 22-29 s on a few hundred spots (``benchmarks/results/selection.md``).
+AUTO_MEMBERS = (8, 80)
 
 
 def budgeted_count(budget: int, rows: int, bounds: tuple[int, int]) -> int:

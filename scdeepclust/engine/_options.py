@@ -203,7 +203,7 @@ class ModelOptions(Options):
         Autoencoders trained with different seeds; each is clustered and their soft
         assignments are averaged after matching clusters to the member that agrees best
         with the others (a consensus). ``"auto"`` spends a fixed training budget: 13-17
-        on a Visium slice, up to twenty on small data
+        on a Visium slice, up to 80 on small data
         (:func:`~scdeepclust.engine.ensemble_size`).
     """
 
@@ -491,7 +491,7 @@ DEEP_DEFAULTS: dict[str, Options] = {
 #: Visium slice or osmFISH (eight until session 19, then 9-13; faster training steps paid
 #: for the rest: over eight package seeds DLPFC .602 against .595 and .596, osmFISH .781
 #: against .765 and .763; chosen leave-one-dataset-out in all five folds), eight on a
-#: million cells, twenty on BaristaSeq, STARmap and HER2ST.
+#: million cells, 41-80 on BaristaSeq, STARmap and HER2ST (twenty until session 23).
 #: Eight beat five in 5 folds of 5 on offline ensembles (mean of family means .657 vs
 #: .653); ten take 28-33 s on 151507/151508, over the 30 s budget. Against eight
 #: everywhere, over 8 package seeds on the small sections (the rows elsewhere are

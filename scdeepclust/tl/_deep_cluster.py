@@ -98,7 +98,7 @@ def deep_cluster(
         :class:`~scdeepclust.engine.ModelOptions` or a dict: ``kind`` (``"ae"``, ``"vae"``,
         ``"zinb"``, ``"nb"``; a string is shorthand for it), ``n_latent`` (default 6 here,
         16 in ``ae_embed``), ``hidden``, ``n_members`` (default ``"auto"``: 13-17
-        autoencoders on a Visium slice, up to twenty on a few thousand spots or fewer,
+        autoencoders on a Visium slice, up to 80 on a couple of thousand spots or fewer,
         :func:`~scdeepclust.engine.ensemble_size`; the number trained is recorded).
     train
         :class:`~scdeepclust.engine.TrainOptions` or a dict: ``epochs`` (default 100 here,
