@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 ENSEMBLE_ROWS = 64_000
 #: Fewest and most members of an ``"auto"`` ensemble. The most was 20 until session 23: on
 #: small data (BaristaSeq 41 members, STARmap 61, HER2ST 80 under this cap) the larger
-#: ensemble halves the seed sd of HER2ST's consensus (over eight seeds .012-.030 against
-#: .040-.059 on A1, C1, D1) at the same accuracy, 7-14 s a section; a cap of 200 is no
-#: steadier and takes 22-29 s on a few hundred spots (``benchmarks/results/selection.md``).
+#: ensemble lowers the seed sd of HER2ST's consensus (over eight seeds A1 .030, C1 .029,
+#: D1 .012 against .040, .059, .044) at the same accuracy, in 7-14 s a section; a cap of
+#: 200 is no steadier and takes 22-29 s on a few hundred spots
+#: (``benchmarks/results/selection.md``, session 23).
 AUTO_MEMBERS = (8, 80)
 
 
