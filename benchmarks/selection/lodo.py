@@ -1071,6 +1071,18 @@ NOTES = """## What was tried, what was chosen, what did not help
     sd A1 .029, C1 .040, D1 .011, no steadier than 80, and 22-29 s on a few hundred
     spots. A1's runs fall at about .54 or .61 whatever the ensemble size: camps, as on
     151669. Not adopted.
+  - Where camps exist (session 21's saved members, seeds 0-7; camps: average linkage of
+    the consensus members on 1 - ARI, cut at 0.25; each camp voted alone): 151669 splits
+    into a Layer-3-splitting camp (ARI .51-.53) and one at .58-.69, of 5 / 12, 7 / 10,
+    10 / 7, 9 / 7, 10 / 7 and 11 / 3 members, the rest in small camps. The better camp
+    is always the more spatially coherent one (share of 6-NN pairs with equal labels .963-.969
+    against .953-.955). Elsewhere one camp holds most members (151507, 151508, 151673,
+    osmFISH, BaristaSeq, STARmap), or there are several small ones (151674, camps of 2-7).
+    The small camps of BaristaSeq and STARmap are the most coherent of all (.971-.979) and
+    score .45-.64. "Vote with the most coherent camp among those holding at least a
+    quarter (a third) of the members" would act on 151669 alone. There it leaves seed 5
+    at .515 (11 members in the worse camp, the better one in pieces) and takes seed 2
+    from .594 to .553 (.519). A rule fitted to one slice, so not tried in the package.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
