@@ -1073,15 +1073,16 @@ NOTES = """## What was tried, what was chosen, what did not help
     151669. Not adopted.
   - Where camps exist (session 21's saved members, seeds 0-7; camps: average linkage of
     the consensus members on 1 - ARI, cut at 0.25; each camp voted alone): 151669 splits
-    into a Layer-3-splitting camp (ARI .51-.53) and one at .58-.69, of 5 / 12, 7 / 10,
-    10 / 7, 9 / 7, 10 / 7 and 11 / 3 members, the rest in small camps. The better camp
-    is always the more spatially coherent one (share of 6-NN pairs with equal labels .963-.969
-    against .953-.955). Elsewhere one camp holds most members (151507, 151508, 151673,
-    osmFISH, BaristaSeq, STARmap), or there are several small ones (151674, camps of 2-7).
-    The small camps of BaristaSeq and STARmap are the most coherent of all (.971-.979) and
+    into a Layer-3-splitting camp (ARI .51-.53; 5, 7, 8, 10, 5, 11, 9 and 10 members over
+    seeds 0-7) and a better one (.578-.685; 12, 10, 2, 7, 5, none, 7 and 7 members), the
+    rest in small camps. The better camp is the more spatially coherent one in every seed
+    that has one (share of 6-NN pairs with equal labels .963-.969 against .953-.955; seed
+    4 ties at .963 with a two-member camp at .535). Elsewhere one camp holds most members
+    (151507, 151508, 151673, osmFISH, BaristaSeq, STARmap), or there are several small
+    ones (151674, camps of 2-7). The small camps of BaristaSeq and STARmap are the most coherent of all (.971-.979) and
     score .45-.64. "Vote with the most coherent camp among those holding at least a
     quarter (a third) of the members" would act on 151669 alone. There it leaves seed 5
-    at .515 (11 members in the worse camp, the better one in pieces) and takes seed 2
+    at .515 (11 members in the worse camp and no better camp) and takes seed 2
     from .594 to .553 (.519). A rule fitted to one slice, so not tried in the package.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
