@@ -1084,6 +1084,12 @@ NOTES = """## What was tried, what was chosen, what did not help
     quarter (a third) of the members" would act on 151669 alone. There it leaves seed 5
     at .515 (11 members in the worse camp and no better camp) and takes seed 2
     from .594 to .553 (.519). A rule fitted to one slice, so not tried in the package.
+  - `n_clusters=None` on voted clusterings (scratch; DLPFC, 13 runs of seeds 0-2 before
+    it was stopped): every tied-GMM clustering `StabilityK` draws was passed through the
+    package's spatial vote before the two-sided stability (the unvoted values reproduced
+    session 22's to 1e-9). Voting moves the stability of any k by at most .01 and changes
+    no pick: 151507 6, 6, 6; 151508 3, 6, 6; 151669 3, 3, 3; 151673 9, 8, 9; 151674 3.
+    The coarse split is not favoured by boundary noise that a vote would remove.
 - **Honest gaps.** In the package's domain benchmark (deep 3 seeds; the floor over seeds
   0-9) the session-11 defaults (anisotropic means for `deep_cluster`) are ahead of the
   floor on four families of five: DLPFC .569 vs .524, osmFISH .789 vs .689, BaristaSeq
