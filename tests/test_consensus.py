@@ -5,12 +5,16 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from scdeepclust.engine import (
+    REG_COVAR,
+    TiedGaussianMixture,
     agreement_matrix,
     aligned_mean,
     match_clusters,
     medoid_index,
     most_agreeing,
+    most_likely_index,
     most_occupied,
+    tied_mixture_scores,
 )
 from scdeepclust.engine._consensus import agreement_scores
 
@@ -117,3 +121,43 @@ def test_an_agreement_of_the_wrong_shape_is_refused():
     labelings = _noisy_labelings(m=4)
     with pytest.raises(ValueError, match="4 x 4 agreement_matrix of the 4 labellings"):
         most_agreeing(labelings, 0.5, agreement_matrix(labelings[:3]))
+
+
+def test_tied_mixture_scores_are_scikit_learns_em_started_from_each_labelling():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(200, 4)) + shift for shift in (0.0, 3.0, 6.0)])
+    truth = np.repeat(np.arange(3), 200)
+    labelings = np.stack([truth, rng.integers(0, 3, 600), np.array([2, 0, 1])[truth]])
+    scores = tied_mixture_scores(X, labelings, 3, tol=1e-8, max_iter=500)
+    for labels, score in zip(labelings, scores):
+        gmm = TiedGaussianMixture(3, tol=1e-8, max_iter=500)
+        means = np.stack([X[labels == c].mean(0) for c in range(3)])
+        resid = X - means[labels]
+        gmm.means_init = means
+        gmm.weights_init = np.bincount(labels) / labels.size
+        gmm.precisions_init = np.linalg.inv(resid.T @ resid / len(X) + REG_COVAR * np.eye(4))
+        assert score == pytest.approx(gmm.fit(X).score(X), abs=1e-6)
+    assert scores[0] == pytest.approx(scores[2])  # a renaming fits the same mixture
+    # before any EM iteration the mixture is the labelling's own: noise fits far worse
+    unrefined = tied_mixture_scores(X, labelings, 3, max_iter=0)
+    assert unrefined[0] == pytest.approx(scores[0], abs=1e-3)
+    assert unrefined[1] < unrefined[0] - 0.5
+
+
+def test_most_likely_index_prefers_the_partition_the_spaces_support_over_the_majority():
+    rng = np.random.default_rng(1)
+    truth = np.repeat(np.arange(3), 150)
+    split = truth.copy()
+    split[(truth == 0) & (np.arange(450) % 2 == 0)] = 1  # splits domain 0 at random
+    split[truth == 2] = 2
+    # two spaces that both show the three domains, at different scales
+    spaces = [
+        np.concatenate([rng.normal(size=(150, 3)) + 4.0 * c for c in range(3)]) * scale
+        for scale in (1.0, 10.0)
+    ]
+    candidates = [split, split.copy(), split.copy(), np.array([1, 2, 0])[truth]]
+    assert medoid_index(candidates) in (0, 1, 2)  # three heads outvote one
+    assert most_likely_index(spaces, candidates, 3) == 3
+    assert most_likely_index(spaces, candidates[:1], 3) == 0
+    # a subset of the observations reaches the same choice
+    assert most_likely_index(spaces, candidates, 3, max_obs=200) == 3

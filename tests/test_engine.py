@@ -404,6 +404,44 @@ def test_consensus_drop_merged_forms_it_from_the_members_that_kept_every_domain(
         engine.RefineOptions(consensus_drop_merged="yes")
 
 
+def test_consensus_reference_by_likelihood_is_the_member_the_latents_find_most_likely():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(3), 40)
+    split = np.where(truth == 2, 1, truth)  # domains 1 and 2 merged ...
+    split[(truth == 0) & (np.arange(120) % 2 == 0)] = 2  # ... and domain 0 split in two
+    latent = np.concatenate([rng.normal(size=(40, 2)) + 5.0 * c for c in range(3)])
+
+    def member(labels):
+        proba = np.full((labels.size, 3), 0.05, dtype=np.float32)
+        proba[np.arange(labels.size), labels] = 0.9
+        return Clustering(3, labels, proba, latent, {}, True, [])
+
+    results = [member(split), member(split.copy()), member(truth)]
+    by_agreement = consensus_of(results)
+    assert by_agreement.history["consensus_reference"] == 0  # two heads outvote one
+    assert by_agreement.history["consensus_reference_rule"] == "agreement"
+    by_likelihood = consensus_of(results, reference="likelihood", latents=[latent, 2 * latent])
+    assert by_likelihood.history["consensus_reference"] == 2  # the latents' partition
+    assert by_likelihood.history["consensus_reference_rule"] == "likelihood"
+    expected = engine.aligned_mean([r.proba for r in results], reference=2)
+    assert np.array_equal(by_likelihood.proba, expected)
+    # without latents there is nothing to judge by: the agreement rule
+    assert consensus_of(results, reference="likelihood").history["consensus_reference"] == 0
+    with pytest.raises(ScdeepclustInputError, match="unknown consensus_reference 'votes'"):
+        engine.RefineOptions(consensus_reference="votes")
+
+
+def test_spatial_dec_records_the_likelihood_reference(blobs):
+    features, graph, truth = blobs
+    refine = engine.RefineOptions(epochs=5, consensus_reference="likelihood")
+    model = engine.ModelOptions(n_latent=4, hidden=(16,), n_members=3)
+    est = engine.SpatialDEC(3, random_state=0, **{**TINY, "model": model, "refine": refine})
+    est.fit(features, graph)
+    assert est.history_["consensus_reference_rule"] == "likelihood"
+    assert est.history_["consensus_reference"] in est.history_["consensus_members"]
+    assert adjusted_rand_score(truth, est.labels_) > 0.9
+
+
 def test_mean_agreement_averages_the_distinct_pairs():
     a, b = np.repeat([0, 1], 10), np.tile([0, 1], 10)
     matrix = engine.agreement_matrix([a, a.copy(), b])

@@ -18,12 +18,14 @@ AnnData (``scdeepclust.tl`` does that, then calls the engine).
 
 from ._choose_k import StabilityK
 from ._consensus import (
+    LIKELIHOOD_CANDIDATES,
     agreement_matrix,
     aligned_mean,
     match_clusters,
     mean_agreement,
     medoid_index,
     most_agreeing,
+    most_likely_index,
     most_occupied,
 )
 from ._context import RunContext, forked_rng, limit_threads, run_context, seed_torch
@@ -43,7 +45,7 @@ from ._dec import (
 from ._distributed import init_distributed, is_distributed
 from ._ensemble_size import AUTO_MEMBERS, ENSEMBLE_ROWS, ensemble_size
 from ._inputs import ModelInputs, balance_components
-from ._mixture import REG_COVAR, TiedGaussianMixture
+from ._mixture import REG_COVAR, TiedGaussianMixture, tied_mixture_scores
 from ._options import (
     CLUSTER_DEFAULTS,
     DEEP_DEFAULTS,
@@ -78,7 +80,10 @@ __all__ = [
     "mean_agreement",
     "medoid_index",
     "most_agreeing",
+    "most_likely_index",
     "most_occupied",
+    "tied_mixture_scores",
+    "LIKELIHOOD_CANDIDATES",
     "match_clusters",
     "Member",
     "Clustering",

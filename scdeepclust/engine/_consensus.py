@@ -6,6 +6,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
+from ..pp._chunked import fit_subsample
+from ._mixture import tied_mixture_scores
+
+#: Most observations :func:`most_likely_index` fits its mixtures on (a fixed random subset).
+LIKELIHOOD_OBS = 20_000
+#: Most members whose labels a likelihood-chosen consensus reference is picked from (the
+#: first kept ones; every member's space judges them, so the cost is members x this).
+LIKELIHOOD_CANDIDATES = 16
+
 
 def match_clusters(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
     """The permutation of ``labels``' clusters that best overlaps ``reference`` (Hungarian).
@@ -73,6 +82,47 @@ def medoid_index(labelings: list[np.ndarray], agreement: np.ndarray | None = Non
     ``agreement``: their :func:`agreement_matrix`, when already computed.
     """
     return int(agreement_scores(labelings, agreement).argmax()) if len(labelings) > 2 else 0
+
+
+def most_likely_index(
+    latents: list[np.ndarray],
+    labelings: list[np.ndarray],
+    n_clusters: int,
+    max_obs: int = LIKELIHOOD_OBS,
+) -> int:
+    """Index of the labelling that the latent spaces find most likely.
+
+    Each latent space scores every labelling by the likelihood of a tied-covariance
+    Gaussian mixture fitted to it by EM from that labelling (:func:`tied_mixture_scores`);
+    the scores are standardised within each latent space (so every space weighs the same)
+    and averaged over the spaces. Where an ensemble's members split into camps of
+    partitions, a camp can win the vote of agreement by its numbers alone, while its
+    members' own mixtures would have preferred the other camp's partition if they had
+    found it: their restarts reach it rarely. This asks the members' spaces instead of
+    counting heads. Ties go to the earliest labelling; with one labelling it is 0.
+
+    Parameters
+    ----------
+    latents
+        ``n_obs x d`` spaces (e.g. the members' pretrained latent spaces; any dimensions).
+    labelings
+        The candidate labellings, coded ``0 .. n_clusters - 1``.
+    n_clusters
+        Number of clusters of the candidates.
+    max_obs
+        The mixtures are fitted on at most this many observations (a fixed random subset,
+        the same for every space and labelling), which bounds time and memory.
+    """
+    if len(labelings) < 2:
+        return 0
+    rows = fit_subsample(len(labelings[0]), 0, max_obs)
+    candidates = np.stack([np.asarray(labels)[rows] for labels in labelings])
+    votes = np.zeros(len(labelings))
+    for latent in latents:
+        scores = tied_mixture_scores(np.asarray(latent)[rows], candidates, n_clusters)
+        spread = scores.std()
+        votes += (scores - scores.mean()) / spread if spread > 0 else 0.0
+    return int(votes.argmax())
 
 
 def most_agreeing(

@@ -30,11 +30,13 @@ from .._utils import ScdeepclustInputError
 from ..pp import row_normalized
 from ..pp._chunked import FIT_OBS, fit_subsample
 from ._consensus import (
+    LIKELIHOOD_CANDIDATES,
     agreement_matrix,
     aligned_mean,
     mean_agreement,
     medoid_index,
     most_agreeing,
+    most_likely_index,
     most_occupied,
 )
 from ._context import forked_rng, seed_torch
@@ -239,17 +241,24 @@ MEMBER_SEED_STEP = 1000
 
 
 def consensus_of(
-    results: list[Clustering], share: float = 1.0, drop_merged: bool = False
+    results: list[Clustering],
+    share: float = 1.0,
+    drop_merged: bool = False,
+    *,
+    reference: str = "agreement",
+    latents: list[np.ndarray] | None = None,
 ) -> Clustering:
     """One clustering from several members' clusterings of the same k.
 
     With ``drop_merged`` only the members that left the fewest clusters empty are
     candidates (:func:`most_occupied`). The consensus is formed by the ``share`` of the
     candidates whose labels agree best with the other candidates' (:func:`most_agreeing`;
-    1 keeps all). Its reference is the kept member that
-    agrees best with the other kept ones (:func:`medoid_index`); their soft assignments are
-    averaged after matching every one's clusters to it (:func:`aligned_mean`) and the
-    labels are the mean's argmax. The latent space and history are the reference's
+    1 keeps all). Its reference is the kept member that agrees best with the other kept
+    ones (:func:`medoid_index`; ``reference="agreement"``) or, with
+    ``reference="likelihood"``, the member whose labels the ``latents`` find most likely
+    (:func:`most_likely_index`) among the first :data:`LIKELIHOOD_CANDIDATES` kept ones;
+    the kept members' soft assignments are averaged after matching every one's clusters
+    to it (:func:`aligned_mean`) and the labels are the mean's argmax. The latent space and history are the reference's
     (``history["consensus_reference"]`` says which, ``history["consensus_members"]`` which
     members were kept, ``history["member_agreement"]`` the mean ARI between the kept
     members' labels: how far the partition holds across models, read from no truth); the
@@ -262,13 +271,19 @@ def consensus_of(
         [labels[i] for i in candidates], share, agreement[np.ix_(candidates, candidates)]
     )
     kept = [candidates[i] for i in chosen]
-    ref = kept[medoid_index([labels[i] for i in kept], agreement[np.ix_(kept, kept)])]
+    rule = "likelihood" if reference == "likelihood" and latents else "agreement"
+    if rule == "likelihood":
+        judged = kept[:LIKELIHOOD_CANDIDATES]
+        ref = judged[most_likely_index(latents, [labels[i] for i in judged], results[0].n_clusters)]
+    else:
+        ref = kept[medoid_index([labels[i] for i in kept], agreement[np.ix_(kept, kept)])]
     proba = aligned_mean([results[i].proba for i in kept], reference=kept.index(ref))
     events = [{**event, "member": i} for i, r in enumerate(results) for event in r.collapse_events]
     history = {
         **results[ref].history,
         "member_converged": [bool(r.converged) for r in results],
         "consensus_reference": ref,
+        "consensus_reference_rule": rule,
         "consensus_members": kept,
         "member_agreement": mean_agreement(agreement[np.ix_(kept, kept)]),
     }
@@ -577,11 +592,19 @@ class SpatialDEC:
             f"cluster members (k={n_clusters})",
         )
         refine = self.refine
-        result = (
-            results[0]
-            if len(results) == 1
-            else consensus_of(results, refine.consensus_share, refine.consensus_drop_merged)
-        )
+        if len(results) == 1:
+            result = results[0]
+        else:
+            latents = None
+            if refine.consensus_reference == "likelihood":
+                latents = [member.latent for member in self.members_]
+            result = consensus_of(
+                results,
+                refine.consensus_share,
+                refine.consensus_drop_merged,
+                reference=refine.consensus_reference,
+                latents=latents,
+            )
         result.n_clusters_source = source
         if self.postprocess is not None:
             result = self.postprocess(result, self.inputs_)

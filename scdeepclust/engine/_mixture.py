@@ -72,3 +72,74 @@ class TiedGaussianMixture(GaussianMixture):
         np.maximum(squared, 0.0, out=squared)
         log_det = np.sum(np.log(np.diag(factor)))
         return -0.5 * (X.shape[1] * math.log(2 * math.pi) + squared) + log_det
+
+
+def tied_mixture_scores(
+    X: np.ndarray,
+    labelings: np.ndarray,
+    n_components: int,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = REG_COVAR,
+) -> np.ndarray:
+    """How likely ``X`` is under a tied-covariance Gaussian mixture started from each labelling.
+
+    For every labelling the mixture is initialised from its clusters (their means and
+    sizes, their pooled covariance; :class:`TiedGaussianMixture`'s M-step on one-hot
+    responsibilities) and refined by EM, all labellings at once in batched matrix products,
+    until no score moves by ``tol`` (scikit-learn's criterion) or ``max_iter`` iterations.
+
+    Parameters
+    ----------
+    X
+        ``n x d`` observations.
+    labelings
+        ``m x n`` integer labels in ``0 .. n_components - 1``.
+    n_components
+        Number of mixture components.
+    max_iter, tol, reg_covar
+        As :class:`TiedGaussianMixture`'s.
+
+    Returns
+    -------
+    The ``m`` mean log-likelihoods per observation (``GaussianMixture.score``) at the
+    end of EM.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    labels = np.asarray(labelings, dtype=np.int64)
+    resp = np.zeros((labels.shape[0], n, n_components))
+    np.put_along_axis(resp, labels[:, :, None], 1.0, axis=2)
+    scatter = X.T @ X
+    ridge = reg_covar * np.eye(d)
+    previous = None
+    for _ in range(max_iter + 1):
+        # M-step (batched over the labellings): weights, means, shared covariance
+        sizes = resp.sum(axis=1) + 10 * np.finfo(np.float64).eps
+        means = np.matmul(resp.transpose(0, 2, 1), X) / sizes[:, :, None]
+        between = np.matmul(means.transpose(0, 2, 1) * sizes[:, None, :], means)
+        cholesky = np.linalg.cholesky((scatter[None] - between) / n + ridge)
+        factor = np.linalg.inv(cholesky).transpose(0, 2, 1)  # precision = factor factor^T
+        # E-step: log densities from squared Mahalanobis distances, as TiedGaussianMixture
+        projected = np.matmul(X[None], factor)
+        centres = np.matmul(means, factor)
+        log_prob = np.matmul(projected, centres.transpose(0, 2, 1))
+        log_prob *= -2.0
+        log_prob += np.einsum("mnd,mnd->mn", projected, projected)[:, :, None]
+        log_prob += np.einsum("mkd,mkd->mk", centres, centres)[:, None, :]
+        np.maximum(log_prob, 0.0, out=log_prob)
+        log_prob *= -0.5
+        log_det = np.log(np.diagonal(cholesky, axis1=1, axis2=2)).sum(axis=1)
+        log_prob += (np.log(sizes / n) - log_det[:, None] - 0.5 * d * math.log(2 * math.pi))[
+            :, None, :
+        ]
+        top = log_prob.max(axis=2, keepdims=True)
+        np.exp(log_prob - top, out=log_prob)
+        total = log_prob.sum(axis=2, keepdims=True)
+        scores = (np.log(total[:, :, 0]) + top[:, :, 0]).mean(axis=1)
+        if previous is not None and np.all(np.abs(scores - previous) < tol):
+            break
+        previous = scores
+        resp = log_prob / total
+    return scores
