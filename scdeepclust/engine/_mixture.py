@@ -11,6 +11,22 @@ from sklearn.mixture import GaussianMixture
 REG_COVAR = 1e-4
 
 
+def squared_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances of ``(..., n, d)`` points to ``(..., k, d)`` centres,
+    ``(..., n, k)``, as ``|x|^2 - 2 x.c + |c|^2`` in matrix products (clipped at zero).
+
+    On points and centres projected by a precision's Cholesky factor these are the squared
+    Mahalanobis distances of a tied mixture's E-step; leading axes batch several mixtures.
+    """
+    squared = (
+        np.einsum("...nd,...nd->...n", points, points)[..., :, None]
+        - 2.0 * np.matmul(points, np.swapaxes(centres, -1, -2))
+        + np.einsum("...kd,...kd->...k", centres, centres)[..., None, :]
+    )
+    np.maximum(squared, 0.0, out=squared)
+    return squared
+
+
 class TiedGaussianMixture(GaussianMixture):
     """scikit-learn's :class:`~sklearn.mixture.GaussianMixture` with a shared covariance,
     whose E-step computes all squared Mahalanobis distances in two matrix products.
@@ -62,14 +78,7 @@ class TiedGaussianMixture(GaussianMixture):
         if not isinstance(X, np.ndarray):
             return super()._estimate_log_prob(X, xp=xp)
         factor = self.precisions_cholesky_
-        projected = X @ factor
-        centres = self.means_ @ factor
-        squared = (
-            np.einsum("ij,ij->i", projected, projected)[:, None]
-            - 2.0 * (projected @ centres.T)
-            + np.einsum("ij,ij->i", centres, centres)[None, :]
-        )
-        np.maximum(squared, 0.0, out=squared)
+        squared = squared_distances(X @ factor, self.means_ @ factor)
         log_det = np.sum(np.log(np.diag(factor)))
         return -0.5 * (X.shape[1] * math.log(2 * math.pi) + squared) + log_det
 
@@ -122,13 +131,7 @@ def tied_mixture_scores(
         cholesky = np.linalg.cholesky((scatter[None] - between) / n + ridge)
         factor = np.linalg.inv(cholesky).transpose(0, 2, 1)  # precision = factor factor^T
         # E-step: log densities from squared Mahalanobis distances, as TiedGaussianMixture
-        projected = np.matmul(X[None], factor)
-        centres = np.matmul(means, factor)
-        log_prob = np.matmul(projected, centres.transpose(0, 2, 1))
-        log_prob *= -2.0
-        log_prob += np.einsum("mnd,mnd->mn", projected, projected)[:, :, None]
-        log_prob += np.einsum("mkd,mkd->mk", centres, centres)[:, None, :]
-        np.maximum(log_prob, 0.0, out=log_prob)
+        log_prob = squared_distances(np.matmul(X[None], factor), np.matmul(means, factor))
         log_prob *= -0.5
         log_det = np.log(np.diagonal(cholesky, axis1=1, axis2=2)).sum(axis=1)
         log_prob += (np.log(sizes / n) - log_det[:, None] - 0.5 * d * math.log(2 * math.pi))[
